@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// dsch: a self-hosted image similarity search service with learned binary hash codes.
+/// One target per concern; lower targets never import higher ones (see the table in the README).
+let package = Package(
+    name: "dsch",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "dsch", targets: ["dsch"]),
+        .library(name: "HTTP", targets: ["HTTP"]),
+        .library(name: "HammingIndex", targets: ["HammingIndex"]),
+    ],
+    targets: [
+        // C libraries from Debian, reached through module maps and shim headers.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "Imaging", dependencies: ["CJPEG", "CPNG"]),
+        .target(name: "NeuralNet", dependencies: ["CBLAS"]),
+        .target(name: "Hashing", dependencies: ["NeuralNet", "Imaging", "CBLAS", "CZlib"]),
+        .target(name: "HammingIndex"),
+        .target(name: "Storage", dependencies: ["CSQLite"], resources: [.copy("Migrations")]),
+        .target(name: "HTTP"),
+        .target(
+            name: "Service",
+            dependencies: ["Imaging", "NeuralNet", "Hashing", "HammingIndex", "Storage", "HTTP"]
+        ),
+        .executableTarget(name: "dsch", dependencies: ["Service"]),
+
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
+        .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet"]),
+        .testTarget(name: "HashingTests", dependencies: ["Hashing"]),
+        .testTarget(name: "HammingIndexTests", dependencies: ["HammingIndex"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

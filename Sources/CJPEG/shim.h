@@ -1,0 +1,3 @@
+// libjpeg-turbo (Debian: libjpeg-dev). jpeglib.h needs stdio.h first.
+#include <stdio.h>
+#include <jpeglib.h>

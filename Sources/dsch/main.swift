@@ -1,0 +1,2 @@
+import Service
+print("dsch \(ServiceVersion.string)")

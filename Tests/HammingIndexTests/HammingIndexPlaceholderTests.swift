@@ -1,0 +1,3 @@
+import XCTest
+@testable import HammingIndex
+final class HammingIndexPlaceholderTests: XCTestCase { func testBuilds() {} }

@@ -1,0 +1,3 @@
+import XCTest
+@testable import Hashing
+final class HashingPlaceholderTests: XCTestCase { func testBuilds() {} }

@@ -1,0 +1,3 @@
+import XCTest
+@testable import NeuralNet
+final class NeuralNetPlaceholderTests: XCTestCase { func testBuilds() {} }

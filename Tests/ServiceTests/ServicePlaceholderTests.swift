@@ -1,0 +1,3 @@
+import XCTest
+@testable import Service
+final class ServicePlaceholderTests: XCTestCase { func testBuilds() {} }

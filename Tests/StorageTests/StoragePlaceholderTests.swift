@@ -1,0 +1,3 @@
+import XCTest
+@testable import Storage
+final class StoragePlaceholderTests: XCTestCase { func testBuilds() {} }
