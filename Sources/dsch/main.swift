@@ -1,15 +1,160 @@
 import Foundation
 import Service
 
-// Temporary dispatcher; the full CLI replaces it.
+/// The command-line interface: `dsch serve|import|bench`, each with `--help`.
+let usage = """
+    dsch — image similarity search with learned binary hash codes
+
+    Usage: dsch <command> [options]
+
+    Commands:
+      serve     run the HTTP service (default: port 8080, database data/dsch.sqlite)
+      import    index folders of JPEG/PNG files or IDX image files into the database
+      bench     measure speed: `dsch bench index` (Hamming search), `dsch bench nn` (encoder)
+
+    Run `dsch <command> --help` for a command's options.
+    """
+
+let serveUsage = """
+    Usage: dsch serve [--host H] [--port P] [--database FILE] [--config FILE]
+
+    Runs the HTTP service. Settings come from Config/default.json's defaults, then --config FILE,
+    then DSCH_* environment variables (e.g. DSCH_SERVER_PORT, DSCH_ADMIN_TOKEN), then these flags.
+    Stops gracefully on SIGINT or SIGTERM.
+    """
+
+let importUsage = """
+    Usage: dsch import [--database FILE] [--config FILE] [--labels IDX_LABELS] [--limit N] PATH...
+
+    Indexes every JPEG/PNG under each folder PATH, image files, or IDX image files (plain or .gz, such as
+    /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz). With --labels, each IDX image gets
+    {"label": n} metadata. Identical images are stored once. Run it while the server is stopped, or
+    restart the server afterwards so that its index sees the new images.
+    """
+
+let benchUsage = """
+    Usage: dsch bench index [--count N] [--bits B] [--queries Q] [--k K] [--runs R]
+           dsch bench nn [options]
+
+    Prints medians of several runs and, when Python with faiss-cpu (index) or torch (nn) is installed,
+    the same measurement by that library in the same run with the ratio. Build with -c release first.
+    """
+
+/// A command-line failure with the text to show.
+struct UsageError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Splits `--name value` options from positional arguments; `--help` becomes name "help".
+func parseOptions(_ arguments: [String], known: Set<String>, flags: Set<String> = ["help"]) throws -> (options: [String: String], positional: [String]) {
+    var options: [String: String] = [:]
+    var positional: [String] = []
+    var index = 0
+    while index < arguments.count {
+        let argument = arguments[index]
+        if argument == "-h" || argument == "--help" {
+            options["help"] = "true"
+        } else if argument.hasPrefix("--") {
+            var name = String(argument.dropFirst(2))
+            var value: String?
+            if let equals = name.firstIndex(of: "=") {
+                value = String(name[name.index(after: equals)...])
+                name = String(name[..<equals])
+            }
+            if flags.contains(name) {
+                options[name] = "true"
+            } else {
+                guard known.contains(name) else { throw UsageError(description: "unknown option --\(name)") }
+                if value == nil {
+                    index += 1
+                    guard index < arguments.count else { throw UsageError(description: "--\(name) needs a value") }
+                    value = arguments[index]
+                }
+                options[name] = value
+            }
+        } else {
+            positional.append(argument)
+        }
+        index += 1
+    }
+    return (options, positional)
+}
+
+/// The configuration for a command: defaults, --config, environment, then the given flag overrides.
+func configuration(_ options: [String: String], flagKeys: [String: String]) throws -> Configuration {
+    let overrides = flagKeys.compactMap { flag, key in options[flag].map { (key: key, value: $0) } }
+    return try ConfigurationLoader.load(file: options["config"], overrides: overrides.sorted { $0.key < $1.key })
+}
+
+func serve(_ arguments: [String]) throws {
+    let (options, positional) = try parseOptions(arguments, known: ["host", "port", "database", "config"])
+    if options["help"] != nil { print(serveUsage); return }
+    guard positional.isEmpty else { throw UsageError(description: "serve takes no positional arguments\n\n" + serveUsage) }
+    let settings = try configuration(options, flagKeys: ["host": "server.host", "port": "server.port", "database": "database.path"])
+    let server = try DschServer(configuration: settings)
+    try server.start()
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    signal(SIGPIPE, SIG_IGN)
+    var sources: [DispatchSourceSignal] = []
+    for signalNumber in [SIGINT, SIGTERM] {
+        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+        source.setEventHandler {
+            server.shutdown()
+            exit(0)
+        }
+        source.resume()
+        sources.append(source)
+    }
+    withExtendedLifetime(sources) { dispatchMain() }
+}
+
+func importImages(_ arguments: [String]) throws {
+    let (options, positional) = try parseOptions(arguments, known: ["database", "config", "labels", "limit"])
+    if options["help"] != nil { print(importUsage); return }
+    guard !positional.isEmpty else { throw UsageError(description: "import needs at least one PATH\n\n" + importUsage) }
+    var limit: Int?
+    if let text = options["limit"] {
+        guard let value = Int(text), value > 0 else { throw UsageError(description: "--limit must be a positive integer") }
+        limit = value
+    }
+    let settings = try configuration(options, flagKeys: ["database": "database.path"])
+    let logger = Logger()
+    let service = try ImageService(configuration: settings, logger: logger)
+    defer { service.close() }
+    let started = Date()
+    let importer = Importer(service: service, logger: logger) { done, total in
+        let seconds = max(Date().timeIntervalSince(started), 1e-9)
+        let line = String(format: "\rimported %d/%d  %.0f images/s", done, total, Double(done) / seconds)
+        FileHandle.standardError.write(Data(line.utf8))
+        if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+    let summary = try importer.run(paths: positional, labels: options["labels"], limit: limit)
+    print("new \(summary.created), already stored \(summary.duplicates), failed \(summary.failed), " +
+          String(format: "%.1f s", Date().timeIntervalSince(started)))
+}
+
+func bench(_ arguments: [String]) throws {
+    switch arguments.first {
+    case "index": try runIndexBenchmark(arguments: Array(arguments.dropFirst()))
+    case "nn": try runNeuralNetBenchmark(arguments: Array(arguments.dropFirst()))
+    case "--help", "-h", nil: print(benchUsage)
+    default: throw UsageError(description: "unknown benchmark '\(arguments[0])'\n\n" + benchUsage)
+    }
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 do {
-    switch (arguments.first, arguments.dropFirst().first) {
-    case ("bench", "index"): try runIndexBenchmark(arguments: Array(arguments.dropFirst(2)))
-    case ("bench", "nn"): try runNeuralNetBenchmark(arguments: Array(arguments.dropFirst(2)))
-    default: print("dsch \(ServiceVersion.string)")
+    let rest = Array(arguments.dropFirst())
+    switch arguments.first {
+    case "serve": try serve(rest)
+    case "import": try importImages(rest)
+    case "bench": try bench(rest)
+    case "--help", "-h", "help", nil: print(usage)
+    case "--version": print("dsch \(ServiceVersion.string)")
+    default: throw UsageError(description: "unknown command '\(arguments[0])'\n\n" + usage)
     }
 } catch {
-    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-    exit(1)
+    FileHandle.standardError.write(Data("dsch: \(error)\n".utf8))
+    exit(error is UsageError ? 64 : 1)
 }

@@ -1,0 +1,218 @@
+import Foundation
+
+/// Every setting of the service with its default. `Config/default.json` is this struct's encoding
+/// (a test keeps the two equal); a user file, `DSCH_*` environment variables and command-line flags
+/// are layered on top, in that order, by `ConfigurationLoader`.
+public struct Configuration: Codable, Equatable, Sendable {
+    /// Listening socket, limits and timeouts.
+    public struct Server: Codable, Equatable, Sendable {
+        public var host = "0.0.0.0"
+        public var port = 8080
+        public var maxHeaderBytes = 16_384
+        public var maxBodyBytes = 33_554_432
+        public var readTimeoutSeconds = 30.0
+        public var idleTimeoutSeconds = 60.0
+        public var maxConnections = 256
+        /// Requests handled at once; decoding and encoding run on these.
+        public var workers = 4
+        /// Seconds a shutdown waits for in-flight requests.
+        public var shutdownGraceSeconds = 10.0
+    }
+    /// Where the single SQLite file lives.
+    public struct Database: Codable, Equatable, Sendable {
+        public var path = "data/dsch.sqlite"
+    }
+    /// What uploads may be, and the thumbnail the encoders read.
+    public struct Images: Codable, Equatable, Sendable {
+        public var maxBytes = 33_554_432
+        /// Width × height above which an image is refused before decoding (decompression bombs).
+        public var maxPixels = 40_000_000
+        /// Thumbnail side in pixels; the encoders' input.
+        public var inputSize = 32
+    }
+    /// The cold-start model made for an empty database.
+    public struct Model: Codable, Equatable, Sendable {
+        public var bits = 64
+        public var lshSeed = 24_301
+    }
+    /// Query bounds.
+    public struct Search: Codable, Equatable, Sendable {
+        public var defaultK = 10
+        public var maxK = 1000
+    }
+    /// Administration.
+    public struct Admin: Codable, Equatable, Sendable {
+        /// Bearer token for `/v1/admin`; empty means "generate one and write it beside the database".
+        public var token = ""
+    }
+
+    public var server = Server()
+    public var database = Database()
+    public var images = Images()
+    public var model = Model()
+    public var search = Search()
+    public var admin = Admin()
+
+    public init() {}
+}
+
+/// Why the configuration could not be read.
+public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
+    case unknownKey(String, source: String)
+    case wrongType(key: String, expected: String, source: String)
+    case unreadableFile(path: String, reason: String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .unknownKey(let key, let source): return "unknown setting '\(key)' in \(source); see Config/default.json for the valid keys"
+        case .wrongType(let key, let expected, let source): return "setting '\(key)' in \(source) must be \(expected)"
+        case .unreadableFile(let path, let reason): return "cannot read configuration file \(path): \(reason)"
+        case .invalid(let why): return "invalid configuration: \(why)"
+        }
+    }
+}
+
+/// Builds a `Configuration` from defaults, an optional JSON file, the environment and flags.
+public enum ConfigurationLoader {
+    /// Layers the sources in order. `overrides` are dotted keys from flags (`server.port` → "9000").
+    public static func load(file: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment, overrides: [(key: String, value: String)] = []) throws -> Configuration {
+        var tree = try defaultTree()
+        if let file {
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
+                throw ConfigurationError.unreadableFile(path: file, reason: error.localizedDescription)
+            }
+            guard let user = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                throw ConfigurationError.unreadableFile(path: file, reason: "not a JSON object")
+            }
+            try merge(user, into: &tree, prefix: "", source: file)
+        }
+        let keys = leafKeys(tree)
+        for (name, value) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("DSCH_") {
+            guard let key = keys.first(where: { environmentName(for: $0) == name }) else {
+                throw ConfigurationError.unknownKey(name, source: "the environment")
+            }
+            try set(key, text: value, in: &tree, source: "environment variable \(name)")
+        }
+        for (key, value) in overrides {
+            guard keys.contains(key) else { throw ConfigurationError.unknownKey(key, source: "the command line") }
+            try set(key, text: value, in: &tree, source: "the command line")
+        }
+        let configuration: Configuration
+        do {
+            configuration = try JSONDecoder().decode(Configuration.self, from: JSONSerialization.data(withJSONObject: tree))
+        } catch {
+            throw ConfigurationError.invalid("\(error)")
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    /// `server.maxBodyBytes` → `DSCH_SERVER_MAX_BODY_BYTES`; `admin.token` → `DSCH_ADMIN_TOKEN`.
+    public static func environmentName(for key: String) -> String {
+        var name = "DSCH"
+        for part in key.split(separator: ".") {
+            name += "_"
+            for character in part {
+                if character.isUppercase { name += "_" }
+                name += character.uppercased()
+            }
+        }
+        return name
+    }
+
+    /// The defaults as a JSON tree, the shape every other layer must match.
+    static func defaultTree() throws -> [String: Any] {
+        let data = try JSONEncoder().encode(Configuration())
+        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }
+
+    /// Every dotted leaf key of a tree, sorted.
+    static func leafKeys(_ tree: [String: Any], prefix: String = "") -> [String] {
+        tree.keys.sorted().flatMap { key -> [String] in
+            let path = prefix.isEmpty ? key : prefix + "." + key
+            if let child = tree[key] as? [String: Any] { return leafKeys(child, prefix: path) }
+            return [path]
+        }
+    }
+
+    private static func merge(_ user: [String: Any], into tree: inout [String: Any], prefix: String, source: String) throws {
+        for (key, value) in user {
+            let path = prefix.isEmpty ? key : prefix + "." + key
+            guard let existing = tree[key] else { throw ConfigurationError.unknownKey(path, source: source) }
+            if var section = existing as? [String: Any] {
+                guard let userSection = value as? [String: Any] else {
+                    throw ConfigurationError.wrongType(key: path, expected: "an object", source: source)
+                }
+                try merge(userSection, into: &section, prefix: path, source: source)
+                tree[key] = section
+            } else {
+                guard sameKind(existing, value) else {
+                    throw ConfigurationError.wrongType(key: path, expected: kindName(existing), source: source)
+                }
+                tree[key] = value
+            }
+        }
+    }
+
+    private static func set(_ key: String, text: String, in tree: inout [String: Any], source: String) throws {
+        let parts = key.split(separator: ".").map(String.init)
+        guard parts.count == 2, var section = tree[parts[0]] as? [String: Any], let existing = section[parts[1]] else {
+            throw ConfigurationError.unknownKey(key, source: source)
+        }
+        let value: Any
+        if existing is String {
+            value = text
+        } else if isBoolean(existing) {
+            guard let flag = Bool(text.lowercased()) else { throw ConfigurationError.wrongType(key: key, expected: "true or false", source: source) }
+            value = flag
+        } else {
+            if let integer = Int(text) {
+                value = integer
+            } else if let number = Double(text) {
+                value = number
+            } else {
+                throw ConfigurationError.wrongType(key: key, expected: "a number", source: source)
+            }
+        }
+        section[parts[1]] = value
+        tree[parts[0]] = section
+    }
+
+    private static func isBoolean(_ value: Any) -> Bool {
+        if type(of: value) == Bool.self { return true }
+        // JSONSerialization may hand booleans back as NSNumber of ObjC type "c" (char).
+        guard let number = value as? NSNumber, type(of: value) != Int.self, type(of: value) != Double.self else { return false }
+        return String(cString: number.objCType) == "c"
+    }
+
+    private static func sameKind(_ a: Any, _ b: Any) -> Bool {
+        if a is String { return b is String }
+        if isBoolean(a) { return isBoolean(b) }
+        if a is NSNumber { return b is NSNumber && !isBoolean(b) }
+        return false
+    }
+
+    private static func kindName(_ value: Any) -> String {
+        if value is String { return "a string" }
+        if isBoolean(value) { return "true or false" }
+        return "a number"
+    }
+}
+
+extension Configuration {
+    /// Checks ranges that the types alone do not.
+    public func validate() throws {
+        func require(_ condition: Bool, _ message: String) throws {
+            if !condition { throw ConfigurationError.invalid(message) }
+        }
+        try require((0...65_535).contains(server.port), "server.port must be 0…65535")
+        try require(server.workers >= 1, "server.workers must be at least 1")
+        try require(server.maxConnections >= 1, "server.maxConnections must be at least 1")
+        try require(images.inputSize >= 8 && images.inputSize <= 256, "images.inputSize must be 8…256")
+        try require(model.bits >= 8 && model.bits <= 1024 && model.bits % 8 == 0, "model.bits must be a multiple of 8 in 8…1024")
+        try require(search.defaultK >= 1 && search.defaultK <= search.maxK, "search.defaultK must be 1…search.maxK")
+        try require(!database.path.isEmpty, "database.path must not be empty")
+    }
+}
