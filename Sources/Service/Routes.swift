@@ -10,7 +10,11 @@ public struct Routes {
 
     /// Registers every public route on `router`.
     public func register(on router: Router) {
-        router.add("POST", "/v1/images") { try self.upload($0) }
+        // `curl -T file URL` sends PUT; it is accepted wherever an image is uploaded.
+        for method in ["POST", "PUT"] {
+            router.add(method, "/v1/images") { try self.upload($0) }
+            router.add(method, "/v1/search") { try self.searchUpload($0) }
+        }
         router.add("GET", "/v1/images/{id}") { request in
             try JSONBody.response(200, imageJSON(try self.service.image(id: imageID(request))))
         }
@@ -28,15 +32,6 @@ public struct Routes {
             let result = try self.service.similar(to: id, k: k, maxDistance: maxDistance)
             return try JSONBody.response(200, [
                 "query": ["id": id] as [String: Any],
-                "model_version": result.model.version,
-                "results": result.hits.map(hitJSON),
-            ])
-        }
-        router.add("POST", "/v1/search") { request in
-            let (k, maxDistance) = try self.searchParameters(request)
-            let result = try self.service.search(bytes: try imageBytes(request).bytes, k: k, maxDistance: maxDistance)
-            return try JSONBody.response(200, [
-                "query": ["code": BinaryCode.hex(result.code, bits: result.model.bits)],
                 "model_version": result.model.version,
                 "results": result.hits.map(hitJSON),
             ])
@@ -59,6 +54,16 @@ public struct Routes {
             ("dsch_active_model_version", "Version of the model answering searches.", Double(model.version)),
             ("dsch_active_model_bits", "Code length of the active model.", Double(model.bits)),
         ]
+    }
+
+    private func searchUpload(_ request: HTTPRequest) throws -> HTTPResponse {
+        let (k, maxDistance) = try searchParameters(request)
+        let result = try service.search(bytes: try imageBytes(request).bytes, k: k, maxDistance: maxDistance)
+        return try JSONBody.response(200, [
+            "query": ["code": BinaryCode.hex(result.code, bits: result.model.bits)],
+            "model_version": result.model.version,
+            "results": result.hits.map(hitJSON),
+        ])
     }
 
     private func upload(_ request: HTTPRequest) throws -> HTTPResponse {
