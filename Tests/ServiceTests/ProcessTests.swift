@@ -67,36 +67,34 @@ final class ProcessTests: XCTestCase {
         let first = try ServerProcess(database: database)
         let client = TestClient(port: first.port)
         let images = try (0..<400).map { try TestImages.png(seed: UInt64(50_000 + $0)) }
-        let lock = NSLock()
-        var acknowledged: [(index: Int, id: Int)] = []
-        var stop = false
+        let acknowledged = Locked<[(index: Int, id: Int)]>([])
+        let stop = Locked(false)
         let uploaders = DispatchGroup()
         for worker in 0..<4 {
             DispatchQueue.global().async(group: uploaders) {
                 for index in stride(from: worker, to: images.count, by: 4) {
-                    lock.lock(); let stopped = stop; lock.unlock()
-                    if stopped { return }
+                    if stop.read({ $0 }) { return }
                     guard let response = try? client.request("POST", "/v1/images", body: images[index]),
                           response.status == 201, let id = response.json["id"] as? Int else { continue }
-                    lock.lock(); acknowledged.append((index, id)); lock.unlock()
+                    acknowledged.update { $0.append((index, id)) }
                 }
             }
         }
         // Let some uploads land, then kill the server mid-stream.
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            lock.lock(); let count = acknowledged.count; lock.unlock()
-            if count >= 60 { break }
+            if acknowledged.read({ $0.count }) >= 60 { break }
             usleep(10_000)
         }
         first.kill9()
-        lock.lock(); stop = true; lock.unlock()
+        stop.update { $0 = true }
         uploaders.wait()
-        XCTAssertGreaterThanOrEqual(acknowledged.count, 60)
+        let landed = acknowledged.read { $0 }
+        XCTAssertGreaterThanOrEqual(landed.count, 60)
 
         let second = try ServerProcess(database: database)
         let restarted = TestClient(port: second.port)
-        for (index, id) in acknowledged {
+        for (index, id) in landed {
             XCTAssertEqual(try restarted.request("GET", "/v1/images/\(id)").status, 200, "upload \(id) survived")
             let search = try restarted.request("POST", "/v1/search?k=3", body: images[index])
             let exact = (search.json["results"] as? [[String: Any]] ?? []).filter { $0["distance"] as? Int == 0 }
@@ -107,7 +105,7 @@ final class ProcessTests: XCTestCase {
         defer { store.close() }
         XCTAssertEqual(try store.integrityCheck(), "ok")
         let codes = Set(try store.codes(modelVersion: 1).map(\.imageID))
-        for (_, id) in acknowledged { XCTAssertTrue(codes.contains(Int64(id)), "upload \(id) has its code") }
+        for (_, id) in landed { XCTAssertTrue(codes.contains(Int64(id)), "upload \(id) has its code") }
     }
 
     /// The scripts under scripts/curl work against a running server and print what the README shows.

@@ -125,17 +125,15 @@ final class ServerTests: XCTestCase {
     /// neighbour at distance 0.
     func testConcurrentUploads() throws {
         let images = try (0..<1000).map { try TestImages.png(seed: UInt64(1000 + $0)) }
-        let lock = NSLock()
-        var ids = [Int?](repeating: nil, count: images.count)
+        let landed = Locked([Int?](repeating: nil, count: images.count))
         let client = running.client
         DispatchQueue.concurrentPerform(iterations: 16) { worker in
             for index in stride(from: worker, to: images.count, by: 16) {
                 let response = try? client.request("POST", "/v1/images", body: images[index])
-                lock.lock()
-                ids[index] = response?.status == 201 ? response?.json["id"] as? Int : nil
-                lock.unlock()
+                landed.update { $0[index] = response?.status == 201 ? response?.json["id"] as? Int : nil }
             }
         }
+        let ids = landed.read { $0 }
         XCTAssertEqual(ids.compactMap { $0 }.count, 1000)
         XCTAssertEqual(Set(ids.compactMap { $0 }).count, 1000)
         DispatchQueue.concurrentPerform(iterations: 16) { worker in
