@@ -40,6 +40,23 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var defaultK = 10
         public var maxK = 1000
     }
+    /// Background retraining: when it starts by itself and what it keeps.
+    public struct Retrain: Codable, Equatable, Sendable {
+        /// Start retrains by themselves (the admin endpoint works either way).
+        public var automatic = true
+        /// The kind of model a retrain trains.
+        public var kind = "dsch"
+        /// Images needed before the first learned model is trained.
+        public var minImages = 1000
+        /// Images added since the active model was trained that start another retrain.
+        public var afterNewImages = 5000
+        /// Model versions whose codes are kept for rollback.
+        public var keepVersions = 3
+        /// Training uses an even sample of at most this many images.
+        public var maxTrainingImages = 20_000
+        /// Seconds between checks for an automatic retrain.
+        public var checkSeconds = 30.0
+    }
     /// Administration.
     public struct Admin: Codable, Equatable, Sendable {
         /// Bearer token for `/v1/admin`; empty means "generate one and write it beside the database".
@@ -51,6 +68,7 @@ public struct Configuration: Codable, Equatable, Sendable {
     public var images = Images()
     public var model = Model()
     public var search = Search()
+    public var retrain = Retrain()
     public var admin = Admin()
 
     public init() {}
@@ -214,5 +232,9 @@ extension Configuration {
         try require(model.bits >= 8 && model.bits <= 1024 && model.bits % 8 == 0, "model.bits must be a multiple of 8 in 8…1024")
         try require(search.defaultK >= 1 && search.defaultK <= search.maxK, "search.defaultK must be 1…search.maxK")
         try require(!database.path.isEmpty, "database.path must not be empty")
+        try require(retrain.minImages >= 1 && retrain.afterNewImages >= 1, "retrain.minImages and retrain.afterNewImages must be at least 1")
+        try require(retrain.keepVersions >= 1, "retrain.keepVersions must be at least 1")
+        try require(retrain.maxTrainingImages >= 1, "retrain.maxTrainingImages must be at least 1")
+        try require(retrain.checkSeconds > 0, "retrain.checkSeconds must be positive")
     }
 }

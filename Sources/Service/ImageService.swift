@@ -26,6 +26,8 @@ public final class ImageService: @unchecked Sendable {
     let logger: Logger
     private let modelLock = NSLock()
     private var serving: ServingModel
+    /// A model being built by a retrain; deletes reach it too, so it never serves a deleted image.
+    private var building: ServingModel?
     /// Ingest holds the read side while it encodes and stores under the current version; a model swap
     /// takes the write side, so no upload is stored under a version that is no longer served.
     private var ingestGate = pthread_rwlock_t()
@@ -108,7 +110,10 @@ public final class ImageService: @unchecked Sendable {
         pthread_rwlock_rdlock(&ingestGate)
         defer { pthread_rwlock_unlock(&ingestGate) }
         guard try store.deleteImage(id: id) else { throw ServiceError.notFound("no image with id \(id)") }
-        currentModel.remove(id: id)
+        modelLock.lock()
+        let models = [serving, building].compactMap { $0 }
+        modelLock.unlock()
+        for model in models { model.remove(id: id) }
     }
 
     // MARK: Search
@@ -140,6 +145,36 @@ public final class ImageService: @unchecked Sendable {
 
     // MARK: Models
 
+    /// Registers the model a retrain is filling, so that deletes reach it (nil when done).
+    func setBuilding(_ model: ServingModel?) {
+        modelLock.lock()
+        building = model
+        modelLock.unlock()
+    }
+
+    /// Makes `model` the one answering searches: catches up with every upload stored meanwhile, then, with
+    /// uploads held back for that moment only, stores the switch and swaps the in-memory model.
+    func activate(_ model: ServingModel, afterID: Int64 = 0) throws {
+        try ImageService.catchUp(model: model, store: store, logger: logger, afterID: afterID)
+        pthread_rwlock_wrlock(&ingestGate)
+        defer { pthread_rwlock_unlock(&ingestGate) }
+        try ImageService.catchUp(model: model, store: store, logger: logger, afterID: afterID)
+        try store.setActiveModelVersion(model.version)
+        modelLock.lock()
+        serving = model
+        if building === model { building = nil }
+        modelLock.unlock()
+        logger.info("model activated", [("version", "\(model.version)"), ("kind", model.encoder.kind), ("codes", "\(model.count)")])
+    }
+
+    /// A serving model for a stored version, its index filled from stored codes plus any missing ones.
+    func loadModel(version: Int) throws -> ServingModel {
+        guard let record = try store.model(version: version) else { throw ServiceError.notFound("no model version \(version)") }
+        let model = try ServingModel(version: version, encoder: EncoderFactory.encoder(kind: record.kind, weights: record.weights))
+        try ImageService.fill(model, store: store)
+        return model
+    }
+
     /// Loads the active model (making the cold-start LSH model first if the database has none) and
     /// fills its index, encoding any image that has no code under it yet.
     static func loadActiveModel(store: Store, configuration: Configuration, logger: Logger) throws -> ServingModel {
@@ -158,13 +193,18 @@ public final class ImageService: @unchecked Sendable {
             throw ServiceError.unavailable("the active model version is missing from the database")
         }
         let model = try ServingModel(version: active, encoder: EncoderFactory.encoder(kind: record.kind, weights: record.weights))
-        for (imageID, bytes) in try store.codes(modelVersion: active) {
-            guard let code = BinaryCode.words(bytes, bits: model.bits) else { continue }
-            try model.add(id: imageID, code: code)
-        }
+        try fill(model, store: store)
         try catchUp(model: model, store: store, logger: logger)
         logger.info("model loaded", [("version", "\(active)"), ("kind", record.kind), ("bits", "\(model.bits)"), ("codes", "\(model.count)")])
         return model
+    }
+
+    /// Adds every stored code of the model's version to its index.
+    static func fill(_ model: ServingModel, store: Store) throws {
+        for (imageID, bytes) in try store.codes(modelVersion: model.version) {
+            guard let code = BinaryCode.words(bytes, bits: model.bits) else { continue }
+            try model.add(id: imageID, code: code)
+        }
     }
 
     /// Encodes images stored without a code under `model` (for example uploads that raced a model

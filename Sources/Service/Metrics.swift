@@ -58,7 +58,9 @@ public final class Metrics: @unchecked Sendable {
             text += "\(series) \(Metrics.format(value))\n"
         }
         for gauge in gauges {
-            text += "# HELP \(gauge.name) \(gauge.help)\n# TYPE \(gauge.name) gauge\n\(gauge.name) \(Metrics.format(gauge.value))\n"
+            let name = String(gauge.name.prefix { $0 != "{" })
+            if described.insert(name).inserted { text += "# HELP \(name) \(gauge.help)\n# TYPE \(name) gauge\n" }
+            text += "\(gauge.name) \(Metrics.format(gauge.value))\n"
         }
         return text
     }

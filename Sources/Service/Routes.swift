@@ -7,6 +7,7 @@ import Storage
 public struct Routes {
     let service: ImageService
     let metrics: Metrics
+    let worker: RetrainWorker
 
     /// Registers every public route on `router`.
     public func register(on router: Router) {
@@ -53,7 +54,15 @@ public struct Routes {
             ("dsch_index_size", "Codes in the in-memory index of the active model.", Double(model.count)),
             ("dsch_active_model_version", "Version of the model answering searches.", Double(model.version)),
             ("dsch_active_model_bits", "Code length of the active model.", Double(model.bits)),
-        ]
+        ] + (try jobGauges())
+    }
+
+    /// Retrain jobs by status, one series per status so that dashboards see zeros too.
+    private func jobGauges() throws -> [(name: String, help: String, value: Double)] {
+        let counts = try service.store.jobCounts()
+        return ["queued", "running", "succeeded", "failed"].map { status in
+            ("dsch_retrain_jobs{status=\"\(status)\"}", "Retrain jobs by status.", Double(counts[status] ?? 0))
+        }
     }
 
     private func searchUpload(_ request: HTTPRequest) throws -> HTTPResponse {

@@ -1,0 +1,140 @@
+import Foundation
+import HTTP
+import Storage
+
+/// The bearer token that guards `/v1/admin`: from the configuration, or generated once and kept in a
+/// 0600 file beside the database so that it survives restarts.
+public enum AdminToken {
+    /// The token, and the file it was read from or written to (nil when configured).
+    public static func resolve(configuration: Configuration) throws -> (token: String, file: String?) {
+        if !configuration.admin.token.isEmpty { return (configuration.admin.token, nil) }
+        let directory = URL(fileURLWithPath: configuration.database.path).deletingLastPathComponent()
+        let file = directory.appendingPathComponent("admin-token").path
+        if let existing = try? String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !existing.isEmpty {
+            return (existing, file)
+        }
+        var generator = SystemRandomNumberGenerator()
+        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        guard FileManager.default.createFile(atPath: file, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ServiceError.unavailable("cannot write the admin token file \(file)")
+        }
+        return (token, file)
+    }
+
+    /// Compares in time that depends only on the expected token's length, not on where they differ.
+    public static func matches(_ presented: String, _ expected: String) -> Bool {
+        let given = Array(presented.utf8), wanted = Array(expected.utf8)
+        var difference = UInt8(given.count == wanted.count ? 0 : 1)
+        for index in 0..<wanted.count {
+            difference |= wanted[index] ^ (index < given.count ? given[index] : 0)
+        }
+        return difference == 0
+    }
+}
+
+/// The admin API: retrain, jobs and model versions, behind the bearer token.
+struct AdminRoutes {
+    let service: ImageService
+    let worker: RetrainWorker
+    let token: String
+
+    func register(on router: Router) {
+        router.add("POST", "/v1/admin/retrain") { request in
+            try self.authorize(request)
+            return try self.retrain(request)
+        }
+        router.add("GET", "/v1/admin/jobs/{id}") { request in
+            try self.authorize(request)
+            guard let text = request.pathParameters["id"], let id = Int64(text) else {
+                throw ServiceError.badRequest("the job id must be an integer")
+            }
+            guard let job = try self.service.store.job(id: id) else { throw ServiceError.notFound("no job with id \(id)") }
+            return try JSONBody.response(200, jobJSON(job))
+        }
+        router.add("GET", "/v1/admin/models") { request in
+            try self.authorize(request)
+            let active = try self.service.store.activeModelVersion()
+            let models = try self.service.store.models().map { model -> [String: Any] in
+                var body = modelJSON(model)
+                body["active"] = model.version == active
+                return body
+            }
+            return try JSONBody.response(200, ["active_version": active ?? 0, "models": models])
+        }
+        router.add("POST", "/v1/admin/models/{version}/activate") { request in
+            try self.authorize(request)
+            guard let text = request.pathParameters["version"], let version = Int(text) else {
+                throw ServiceError.badRequest("the model version must be an integer")
+            }
+            guard let record = try self.service.store.model(version: version), record.status != "building" else {
+                throw ServiceError.notFound("no finished model version \(version)")
+            }
+            if self.worker.currentJobID != nil {
+                throw ServiceError.conflict("a retrain is running; activate a version after it ends")
+            }
+            try self.service.activate(try self.service.loadModel(version: version))
+            var body = modelJSON(record)
+            body["active"] = true
+            return try JSONBody.response(200, body)
+        }
+    }
+
+    private func authorize(_ request: HTTPRequest) throws {
+        guard let header = request.headers["Authorization"] else { throw ServiceError.unauthorized }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw ServiceError.unauthorized }
+        guard AdminToken.matches(String(parts[1]).trimmingCharacters(in: .whitespaces), token) else { throw ServiceError.forbidden }
+    }
+
+    private func retrain(_ request: HTTPRequest) throws -> HTTPResponse {
+        var settings: [String: Any] = [:]
+        if !request.body.isEmpty {
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(request.body))) as? [String: Any] else {
+                throw ServiceError.badRequest("the body must be a JSON object of training settings, e.g. {\"bits\":64,\"epochs\":20}")
+            }
+            settings = object
+        }
+        let kind = (settings.removeValue(forKey: "kind") as? String) ?? service.configuration.retrain.kind
+        let result: (jobID: Int64, started: Bool)
+        do {
+            result = try worker.start(kind: kind, settings: settings, reason: "admin request \(request.requestID)")
+        } catch let error as RetrainError {
+            throw ServiceError.badRequest(error.description)
+        }
+        guard result.started else {
+            throw RetrainConflict(jobID: result.jobID)
+        }
+        guard let job = try service.store.job(id: result.jobID) else { throw ServiceError.unavailable("the job row vanished") }
+        var response = try JSONBody.response(202, jobJSON(job))
+        response.headers.add("Location", "/v1/admin/jobs/\(result.jobID)")
+        return response
+    }
+}
+
+/// 409 for a retrain requested while one runs; names the running job so the client can follow it.
+struct RetrainConflict: HTTPResponseError {
+    let jobID: Int64
+    var status: Int { 409 }
+    var code: String { "retrain_running" }
+    var message: String { "retrain job \(jobID) is already running; follow it at /v1/admin/jobs/\(jobID)" }
+    var headers: [(String, String)] { [("Location", "/v1/admin/jobs/\(jobID)")] }
+}
+
+func jobJSON(_ job: JobRecord) -> [String: Any] {
+    var body: [String: Any] = ["id": job.id, "kind": job.kind, "status": job.status, "progress": job.progress,
+                               "created_at": job.createdAt]
+    body["message"] = job.message
+    body["model_version"] = job.modelVersion
+    body["started_at"] = job.startedAt
+    body["finished_at"] = job.finishedAt
+    if let config = job.configJSON, let object = try? JSONSerialization.jsonObject(with: Data(config.utf8)) { body["settings"] = object }
+    return body
+}
+
+func modelJSON(_ model: ModelRecord) -> [String: Any] {
+    var body: [String: Any] = ["version": model.version, "kind": model.kind, "bits": model.bits, "status": model.status,
+                               "created_at": model.createdAt]
+    if let config = try? JSONSerialization.jsonObject(with: Data(model.configJSON.utf8)) { body["config"] = config }
+    if let metrics = model.metricsJSON, let object = try? JSONSerialization.jsonObject(with: Data(metrics.utf8)) { body["metrics"] = object }
+    return body
+}

@@ -1,0 +1,208 @@
+import Foundation
+import Hashing
+import HammingIndex
+import Storage
+
+/// Trains a new encoder of one kind from stored thumbnails.
+public protocol ModelTrainer: Sendable {
+    /// The model kind it produces ("itq", "dsch", …).
+    var kind: String { get }
+    /// Trains on `thumbnails` (RGB, `inputSize`² each). `settings` are the request's overrides over the
+    /// configured training settings. `progress` takes a fraction in 0…1 and a short message.
+    func train(thumbnails: [[UInt8]], settings: [String: Any], progress: @escaping (Double, String) -> Void) throws -> TrainedModel
+}
+
+/// What a trainer hands back: the encoder, the settings it used and its training figures.
+public struct TrainedModel {
+    public var encoder: HashEncoder
+    public var configJSON: String
+    public var metricsJSON: String?
+    public init(encoder: HashEncoder, configJSON: String, metricsJSON: String?) {
+        self.encoder = encoder; self.configJSON = configJSON; self.metricsJSON = metricsJSON
+    }
+}
+
+/// A retrain that could not start or failed, with the reason for the job row and the client.
+public enum RetrainError: Error, CustomStringConvertible {
+    case unknownKind(String)
+    case tooFewImages(have: Int, need: Int)
+    case invalidSettings(String)
+
+    public var description: String {
+        switch self {
+        case .unknownKind(let kind): return "no trainer for model kind '\(kind)'"
+        case .tooFewImages(let have, let need): return "training needs at least \(need) images, the database has \(have)"
+        case .invalidSettings(let why): return "invalid training settings: \(why)"
+        }
+    }
+}
+
+/// Runs one retrain at a time on its own low-priority queue: trains, records the model, encodes every
+/// image (catching up with uploads that arrive meanwhile), activates the version and prunes old codes.
+/// Search and uploads go on throughout; a failure leaves the previous version serving.
+public final class RetrainWorker: @unchecked Sendable {
+    let service: ImageService
+    let trainers: [String: ModelTrainer]
+    let logger: Logger
+    let metrics: Metrics
+    private let queue = DispatchQueue(label: "dsch.retrain", qos: .utility)
+    private let lock = NSLock()
+    private var runningJobID: Int64?
+    private var finishHandlers: [Int64: (Bool) -> Void] = [:]
+
+    public init(service: ImageService, trainers: [ModelTrainer], logger: Logger, metrics: Metrics) {
+        self.service = service
+        self.trainers = Dictionary(trainers.map { ($0.kind, $0) }, uniquingKeysWith: { first, _ in first })
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// Marks jobs a previous process left running as failed and removes their half-written model.
+    public func recoverInterruptedJobs() throws {
+        let active = try service.store.activeModelVersion()
+        for job in try service.store.failInterruptedJobs(reason: "interrupted: the service stopped while the job ran") {
+            if let version = job.modelVersion, version != active {
+                try service.store.deleteCodes(modelVersion: version)
+                try service.store.deleteModel(version: version)
+            }
+            logger.warning("retrain job marked failed after restart", [("job", "\(job.id)"), ("model_version", job.modelVersion.map(String.init) ?? "none")])
+        }
+    }
+
+    /// The job now running, if any.
+    public var currentJobID: Int64? {
+        lock.lock()
+        defer { lock.unlock() }
+        return runningJobID
+    }
+
+    /// Queues a retrain, or returns the running job's id with `started == false`.
+    public func start(kind: String, settings: [String: Any], reason: String) throws -> (jobID: Int64, started: Bool) {
+        guard let trainer = trainers[kind] else { throw RetrainError.unknownKind(kind) }
+        lock.lock()
+        defer { lock.unlock() }
+        if let running = runningJobID { return (running, false) }
+        let settingsJSON = String(decoding: try JSONSerialization.data(withJSONObject: settings, options: [.sortedKeys]), as: UTF8.self)
+        let jobID = try service.store.createJob(kind: kind, configJSON: settingsJSON)
+        runningJobID = jobID
+        logger.info("retrain queued", [("job", "\(jobID)"), ("kind", kind), ("reason", reason)])
+        queue.async { self.run(jobID: jobID, trainer: trainer, settings: settings) }
+        return (jobID, true)
+    }
+
+    /// Calls `handler` with success or failure when the job ends.
+    func onFinish(jobID: Int64, _ handler: @escaping (Bool) -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        finishHandlers[jobID] = handler
+    }
+
+    /// Blocks until the queue is idle (tests and shutdown).
+    public func waitUntilIdle() { queue.sync {} }
+
+    private func run(jobID: Int64, trainer: ModelTrainer, settings: [String: Any]) {
+        let store = service.store
+        let started = Date()
+        var newVersion: Int?
+        var succeeded = false
+        defer {
+            lock.lock()
+            runningJobID = nil
+            let handler = finishHandlers.removeValue(forKey: jobID)
+            lock.unlock()
+            handler?(succeeded)
+        }
+        do {
+            try store.updateJob(id: jobID, status: "running", progress: 0, message: "loading thumbnails", modelVersion: nil)
+            let snapshotID = try store.maxImageID()
+            let thumbnails = try loadThumbnails(through: snapshotID)
+            let trained = try trainer.train(thumbnails: thumbnails, settings: settings) { fraction, message in
+                try? store.updateJob(id: jobID, status: nil, progress: 0.8 * min(max(fraction, 0), 1), message: message, modelVersion: nil)
+            }
+            let trainingSeconds = Date().timeIntervalSince(started)
+            metrics.increment("dsch_training_seconds_total", by: trainingSeconds)
+
+            let version = (try store.models().map(\.version).max() ?? 0) + 1
+            newVersion = version
+            var config = (try? JSONSerialization.jsonObject(with: Data(trained.configJSON.utf8))) as? [String: Any] ?? [:]
+            config["trainedThroughImageID"] = snapshotID
+            config["trainingImages"] = thumbnails.count
+            let record = ModelRecord(version: version, kind: trained.encoder.kind, bits: trained.encoder.bits,
+                                     configJSON: String(decoding: try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]), as: UTF8.self),
+                                     weights: try trained.encoder.serialized(), metricsJSON: trained.metricsJSON,
+                                     status: "building", createdAt: "")
+            try store.insertModel(record)
+            try store.updateJob(id: jobID, status: nil, progress: 0.8, message: "encoding images", modelVersion: version)
+
+            let model = try ServingModel(version: version, encoder: trained.encoder)
+            service.setBuilding(model)
+            try encodeAll(into: model, through: snapshotID, jobID: jobID)
+            try service.activate(model, afterID: snapshotID)
+            try store.setModelStatus(version: version, status: "ready")
+            try prune(keep: service.configuration.retrain.keepVersions)
+            try store.updateJob(id: jobID, status: "succeeded", progress: 1,
+                                message: String(format: "model version %d active after %.1f s", version, Date().timeIntervalSince(started)),
+                                modelVersion: version)
+            succeeded = true
+            logger.info("retrain succeeded", [("job", "\(jobID)"), ("model_version", "\(version)"),
+                                              ("seconds", String(format: "%.1f", Date().timeIntervalSince(started)))])
+        } catch {
+            service.setBuilding(nil)
+            if let version = newVersion, (try? store.activeModelVersion()) != version {
+                try? store.deleteCodes(modelVersion: version)
+                try? store.deleteModel(version: version)
+            }
+            try? store.updateJob(id: jobID, status: "failed", progress: nil, message: "\(error)", modelVersion: nil)
+            logger.error("retrain failed", [("job", "\(jobID)"), ("reason", "\(error)")])
+        }
+    }
+
+    private func loadThumbnails(through snapshotID: Int64) throws -> [[UInt8]] {
+        var thumbnails: [[UInt8]] = []
+        var cursor: Int64 = 0
+        while true {
+            let page = try service.store.thumbnails(afterID: cursor, limit: 4096)
+            guard let last = page.last else { break }
+            cursor = last.imageID
+            for item in page where item.imageID <= snapshotID { thumbnails.append(item.thumbnail) }
+            if cursor >= snapshotID { break }
+        }
+        let cap = service.configuration.retrain.maxTrainingImages
+        if thumbnails.count > cap {
+            // An even stride keeps the sample spread over the whole collection, old and new.
+            let step = Double(thumbnails.count) / Double(cap)
+            thumbnails = (0..<cap).map { thumbnails[Int(Double($0) * step)] }
+        }
+        return thumbnails
+    }
+
+    private func encodeAll(into model: ServingModel, through snapshotID: Int64, jobID: Int64) throws {
+        let store = service.store
+        let total = max(try store.imageCount(), 1)
+        var cursor: Int64 = 0
+        var done = 0
+        while cursor < snapshotID {
+            let page = try store.thumbnails(afterID: cursor, limit: 512)
+            guard let last = page.last else { break }
+            cursor = last.imageID
+            let codes = model.codes(for: page.map(\.thumbnail))
+            try store.putCodes(zip(page, codes).map { (imageID: $0.0.imageID, code: BinaryCode.bytes($0.1, bits: model.bits)) },
+                               modelVersion: model.version)
+            for (item, code) in zip(page, codes) { try model.add(id: item.imageID, code: code) }
+            done += page.count
+            try store.updateJob(id: jobID, status: nil, progress: 0.8 + 0.2 * min(Double(done) / Double(total), 1),
+                                message: "encoded \(done) of \(total) images", modelVersion: nil)
+        }
+    }
+
+    /// Drops the codes of models beyond the newest `keep` (never the active one); the model rows stay.
+    private func prune(keep: Int) throws {
+        let store = service.store
+        let active = try store.activeModelVersion()
+        let versions = try store.models().map(\.version).sorted(by: >)
+        for version in versions.dropFirst(max(keep, 1)) where version != active {
+            try store.deleteCodes(modelVersion: version)
+            try store.setModelStatus(version: version, status: "pruned")
+        }
+    }
+}
