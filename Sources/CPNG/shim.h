@@ -160,6 +160,8 @@ static inline int dsch_png_encode(const unsigned char *rows, png_uint_32 width, 
         return 1;
     }
     png_set_write_fn(png, &writer, dsch_png_write_data, dsch_png_flush);
+    // libpng checks its per-side read limits (1,000,000 by default) on write too.
+    png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
     png_set_IHDR(png, info, width, height, bit_depth, color_type,
                  interlaced ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
