@@ -16,6 +16,10 @@ struct ImageHeader {
             : ImageInfo(format: format, width: storedWidth, height: storedHeight)
     }
 
+    /// A ceiling under any configured pixel limit, so that buffer sizes (4 bytes a pixel while
+    /// decoding) can never overflow whatever limit a caller sets.
+    static let absolutePixelLimit = 1 << 40
+
     /// Reads the header of `bytes` and applies both limits.
     static func read(_ bytes: [UInt8], limits: DecodeLimits) throws -> ImageHeader {
         guard bytes.count <= limits.maxBytes else {
@@ -27,10 +31,11 @@ struct ImageHeader {
         case .jpeg?: header = try JPEGHeader.read(bytes)
         case nil: throw ImagingError.unsupportedFormat
         }
+        let limit = min(limits.maxPixels, absolutePixelLimit)
         let (pixels, overflow) = header.storedWidth.multipliedReportingOverflow(by: header.storedHeight)
-        if overflow || pixels > limits.maxPixels {
+        if overflow || pixels > limit {
             let info = header.info
-            throw ImagingError.tooManyPixels(width: info.width, height: info.height, limit: limits.maxPixels)
+            throw ImagingError.tooManyPixels(width: info.width, height: info.height, limit: limit)
         }
         return header
     }
