@@ -40,34 +40,40 @@ enum ExifOrientation: Int {
         return nil
     }
 
+    /// Where the stored pixel shown at (x, y) lies, as source = origin + x·stepX + y·stepY in
+    /// pixel indices: every orientation is affine, so the copy loop needs no per-pixel branching.
+    private func sourceWalk(width: Int, height: Int) -> (origin: Int, stepX: Int, stepY: Int) {
+        let lastColumn = width - 1, lastRow = (height - 1) * width
+        switch self {
+        case .up: return (0, 1, width)
+        case .mirrored: return (lastColumn, -1, width)                         // (w−1−x, y)
+        case .rotated180: return (lastRow + lastColumn, -1, -width)            // (w−1−x, h−1−y)
+        case .flippedVertically: return (lastRow, 1, -width)                   // (x, h−1−y)
+        case .transposed: return (0, width, 1)                                 // (y, x)
+        case .rotatedClockwise: return (lastRow, -width, 1)                    // (y, h−1−x)
+        case .transversed: return (lastRow + lastColumn, -width, -1)           // (w−1−y, h−1−x)
+        case .rotatedCounterClockwise: return (lastColumn, width, -1)          // (w−1−y, x)
+        }
+    }
+
     /// `image` (as stored) turned upright.
     func apply(to image: RGBImage) -> RGBImage {
         if self == .up { return image }
-        let width = image.width, height = image.height
-        let outputWidth = swapsSides ? height : width
-        let outputHeight = swapsSides ? width : height
+        let outputWidth = swapsSides ? image.height : image.width
+        let outputHeight = swapsSides ? image.width : image.height
+        let walk = sourceWalk(width: image.width, height: image.height)
         var output = [UInt8](repeating: 0, count: image.pixels.count)
         image.pixels.withUnsafeBufferPointer { source in
             output.withUnsafeMutableBufferPointer { destination in
+                var to = 0
                 for y in 0..<outputHeight {
-                    for x in 0..<outputWidth {
-                        // The stored pixel shown at (x, y).
-                        let (sourceX, sourceY): (Int, Int)
-                        switch self {
-                        case .up: (sourceX, sourceY) = (x, y)
-                        case .mirrored: (sourceX, sourceY) = (width - 1 - x, y)
-                        case .rotated180: (sourceX, sourceY) = (width - 1 - x, height - 1 - y)
-                        case .flippedVertically: (sourceX, sourceY) = (x, height - 1 - y)
-                        case .transposed: (sourceX, sourceY) = (y, x)
-                        case .rotatedClockwise: (sourceX, sourceY) = (y, height - 1 - x)
-                        case .transversed: (sourceX, sourceY) = (width - 1 - y, height - 1 - x)
-                        case .rotatedCounterClockwise: (sourceX, sourceY) = (width - 1 - y, x)
-                        }
-                        let from = 3 * (sourceY * width + sourceX)
-                        let to = 3 * (y * outputWidth + x)
-                        destination[to] = source[from]
-                        destination[to + 1] = source[from + 1]
-                        destination[to + 2] = source[from + 2]
+                    var from = walk.origin + y * walk.stepY
+                    for _ in 0..<outputWidth {
+                        destination[to] = source[3 * from]
+                        destination[to + 1] = source[3 * from + 1]
+                        destination[to + 2] = source[3 * from + 2]
+                        to += 3
+                        from += walk.stepX
                     }
                 }
             }

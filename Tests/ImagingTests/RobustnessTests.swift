@@ -148,7 +148,9 @@ final class RobustnessTests: XCTestCase {
 
     /// Hundreds of seeded mutations of valid files: each must decode or throw an `ImagingError`;
     /// a crash or a process exit would take the test run down with it.
+    /// `IMAGING_FUZZ_ROUNDS` runs more rounds than the default, for a longer local search.
     func testMutatedFilesNeverCrash() throws {
+        let rounds = ProcessInfo.processInfo.environment["IMAGING_FUZZ_ROUNDS"].flatMap(Int.init) ?? 1400
         let interlacedPalette = Fixture.png(width: 20, height: 20, depth: 4, colorType: PNG_COLOR_TYPE_PALETTE,
                                             samples: (0..<400).map { $0 % 16 }, interlaced: true,
                                             palette: (0..<48).map { UInt8($0 * 5) }, paletteAlpha: [0, 100, 200])
@@ -161,7 +163,7 @@ final class RobustnessTests: XCTestCase {
                          try Self.sampleJPEG(), try Self.sampleJPEG(progressive: true), cmyk, oriented]
         var generator = SeededGenerator(seed: 2024)
         var decoded = 0, refused = 0
-        for round in 0..<420 {
+        for round in 0..<rounds {
             var bytes = originals[round % originals.count]
             switch Int.random(in: 0..<4, using: &generator) {
             case 0:  // flip a few bytes anywhere past the magic
@@ -187,7 +189,8 @@ final class RobustnessTests: XCTestCase {
                 refused += 1
             }
         }
-        XCTAssertEqual(decoded + refused, 420)
-        XCTAssertGreaterThan(refused, 100, "most damage is detected")
+        XCTAssertEqual(decoded + refused, rounds)
+        XCTAssertGreaterThan(refused, rounds / 2, "most damage is detected")
+        XCTAssertGreaterThan(decoded, 0, "damage inside entropy-coded data decodes, as libjpeg intends")
     }
 }
