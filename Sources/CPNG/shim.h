@@ -69,12 +69,15 @@ static inline void dsch_png_write_data(png_structp png, png_bytep data, size_t c
 
 static inline void dsch_png_flush(png_structp png) { (void)png; }
 
-/// Decodes a whole PNG into `rgba` (width·height·4 bytes, allocated by the caller after it has
+/// Decodes a whole PNG into `pixels` (width·height·4 bytes, allocated by the caller after it has
 /// checked the IHDR dimensions against its limits): every colour type and bit depth is expanded
-/// to 8-bit RGBA, tRNS becomes alpha, 16-bit samples are scaled with rounding, and interlaced
-/// passes are merged in place. Returns 0 on success, otherwise 1 with a message.
-static inline int dsch_png_decode(const unsigned char *data, size_t size, unsigned char *rgba,
-                                  png_uint_32 width, png_uint_32 height, char *message) {
+/// to 8 bits, tRNS becomes alpha, 16-bit samples are scaled with rounding, and interlaced passes
+/// are merged in place. Images with alpha (or tRNS) come out as RGBA and set `*has_alpha`;
+/// opaque ones come out as packed RGB in the first width·height·3 bytes, with no work left.
+/// Returns 0 on success, otherwise 1 with a message.
+static inline int dsch_png_decode(const unsigned char *data, size_t size, unsigned char *pixels,
+                                  png_uint_32 width, png_uint_32 height, int *has_alpha,
+                                  char *message) {
     dsch_png_reader reader;
     memset(&reader, 0, sizeof reader);
     reader.data = data;
@@ -104,21 +107,22 @@ static inline int dsch_png_decode(const unsigned char *data, size_t size, unsign
     if (png_get_image_width(png, info) != width || png_get_image_height(png, info) != height) {
         png_error(png, "PNG dimensions differ from the ones read from its header");
     }
+    *has_alpha = (png_get_color_type(png, info) & PNG_COLOR_MASK_ALPHA) != 0
+        || png_get_valid(png, info, PNG_INFO_tRNS) != 0;
     png_set_expand(png);
     png_set_scale_16(png);
     png_set_gray_to_rgb(png);
-    png_set_add_alpha(png, 0xff, PNG_FILLER_AFTER);
     int passes = png_set_interlace_handling(png);
     png_read_update_info(png, info);
-    size_t stride = (size_t)width * 4;
+    size_t stride = (size_t)width * (*has_alpha ? 4 : 3);
     if (png_get_rowbytes(png, info) != stride) {
-        png_error(png, "PNG did not expand to 8-bit RGBA");
+        png_error(png, "PNG did not expand to 8-bit RGB or RGBA");
     }
     for (int pass = 0; pass < passes; pass++) {
         for (png_uint_32 y = 0; y < height; y++) {
             // With a NULL display row, each pass writes only its own pixels into the row
             // and leaves the other passes' pixels alone.
-            png_read_row(png, rgba + (size_t)y * stride, NULL);
+            png_read_row(png, pixels + (size_t)y * stride, NULL);
         }
     }
     png_read_end(png, NULL);

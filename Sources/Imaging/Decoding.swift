@@ -18,13 +18,15 @@ enum Decoding {
     }
 
     private static func decodeJPEG(_ bytes: [UInt8], width: Int, height: Int) throws -> RGBImage {
-        var pixels = [UInt8](repeating: 0, count: width * height * 3)
         var message = [CChar](repeating: 0, count: Int(DSCH_JPEG_MESSAGE_CAPACITY))
-        let status = bytes.withUnsafeBufferPointer { data in
-            pixels.withUnsafeMutableBufferPointer { output in
+        var status: Int32 = 0
+        // No zero fill: libjpeg writes every byte on success, and on failure the array is dropped.
+        let pixels = [UInt8](unsafeUninitializedCapacity: width * height * 3) { output, initialized in
+            status = bytes.withUnsafeBufferPointer { data in
                 dsch_jpeg_decode(data.baseAddress, UInt(data.count), output.baseAddress,
                                  UInt32(width), UInt32(height), &message)
             }
+            initialized = output.count
         }
         guard status == 0 else { throw ImagingError.corrupt(text(message)) }
         return RGBImage(width: width, height: height, pixels: pixels)
@@ -32,15 +34,22 @@ enum Decoding {
 
     private static func decodePNG(_ bytes: [UInt8], width: Int, height: Int) throws -> RGBImage {
         let count = width * height
-        var pixels = [UInt8](repeating: 0, count: count * 4)
         var message = [CChar](repeating: 0, count: Int(DSCH_PNG_MESSAGE_CAPACITY))
-        let status = bytes.withUnsafeBufferPointer { data in
-            pixels.withUnsafeMutableBufferPointer { output in
+        var hasAlpha: Int32 = 0
+        var status: Int32 = 0
+        // No zero fill: libpng writes every byte it is asked for, and on failure the array is dropped.
+        var pixels = [UInt8](unsafeUninitializedCapacity: count * 4) { output, initialized in
+            status = bytes.withUnsafeBufferPointer { data in
                 dsch_png_decode(data.baseAddress, data.count, output.baseAddress,
-                                png_uint_32(width), png_uint_32(height), &message)
+                                png_uint_32(width), png_uint_32(height), &hasAlpha, &message)
             }
+            initialized = output.count
         }
         guard status == 0 else { throw ImagingError.corrupt(text(message)) }
+        guard hasAlpha != 0 else {
+            pixels.removeLast(count)
+            return RGBImage(width: width, height: height, pixels: pixels)
+        }
         // Composite on white and pack RGBA into RGB in place: the write index 3i never passes
         // the read index 4i, so no second full-size buffer is needed.
         pixels.withUnsafeMutableBufferPointer { buffer in
