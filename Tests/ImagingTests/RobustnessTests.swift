@@ -194,3 +194,35 @@ final class RobustnessTests: XCTestCase {
         XCTAssertGreaterThan(decoded, 0, "damage inside entropy-coded data decodes, as libjpeg intends")
     }
 }
+
+final class ScanLimitTests: XCTestCase {
+    /// The byte range of the first scan of a JPEG: its SOS segment and entropy-coded data.
+    static func firstScan(_ file: [UInt8]) -> Range<Int>? {
+        guard let start = zip(file.indices, file.dropFirst()).first(where: { file[$0.0] == 0xFF && $0.1 == 0xDA })?.0,
+              let length = file.bigEndian16(at: start + 2) else { return nil }
+        var end = start + 2 + length
+        // Entropy-coded data runs to the first marker that is neither a stuffed zero nor a restart.
+        while end + 1 < file.count {
+            if file[end] == 0xFF, file[end + 1] != 0x00, !(0xD0...0xD7).contains(file[end + 1]) { return start..<end }
+            end += 1
+        }
+        return nil
+    }
+
+    /// A progressive file with its first (DC) scan repeated: libjpeg accepts the repetition with
+    /// a warning, so only the scan limit stops a file of endless scans from burning CPU.
+    static func repeatingFirstScan(times: Int) throws -> [UInt8] {
+        let file = try ImageEncoder.jpeg(JPEGDecodingTests.gradient(), quality: 80, progressive: true)
+        let scan = try XCTUnwrap(firstScan(file))
+        var repeated = Array(file[..<scan.upperBound])
+        for _ in 0..<times { repeated += file[scan] }
+        return repeated + file[scan.upperBound...]
+    }
+
+    func testScanLimit() throws {
+        XCTAssertNoThrow(try ImageDecoder.decode(Self.repeatingFirstScan(times: 900)))
+        XCTAssertThrowsError(try ImageDecoder.decode(Self.repeatingFirstScan(times: 1100))) { error in
+            XCTAssertEqual(error as? ImagingError, .corrupt("JPEG has more than 1000 scans"))
+        }
+    }
+}
