@@ -11,6 +11,7 @@ public struct RGBImage: Equatable, Sendable {
 /// The encoded formats we decode.
 public enum ImageFormat: String, Sendable {
     case jpeg, png
+    /// The media type for HTTP `Content-Type`.
     public var mimeType: String { self == .jpeg ? "image/jpeg" : "image/png" }
     /// The format from the leading magic bytes, or nil.
     public static func detect(_ bytes: [UInt8]) -> ImageFormat? {
@@ -22,7 +23,9 @@ public enum ImageFormat: String, Sendable {
 
 /// Limits checked before any pixel buffer is allocated.
 public struct DecodeLimits: Sendable {
+    /// Largest encoded size accepted, in bytes.
     public var maxBytes: Int = 32 * 1024 * 1024
+    /// Largest width × height accepted, as declared by the header.
     public var maxPixels: Int = 40_000_000
     public init(maxBytes: Int = 32 * 1024 * 1024, maxPixels: Int = 40_000_000) { self.maxBytes = maxBytes; self.maxPixels = maxPixels }
 }
@@ -61,6 +64,11 @@ public struct ImageInfo: Equatable, Sendable {
 }
 
 /// Decodes JPEG and PNG into 8-bit RGB, applying EXIF orientation, compositing alpha on white.
+///
+/// Damage policy: a file that ends early (JPEG data running out, a missing EOI, a PNG chunk cut
+/// short) or fails a PNG CRC is `.corrupt`; damage libjpeg can step over inside complete data
+/// (a bad Huffman code, extraneous bytes before a marker) is tolerated as libjpeg intends. A damaged
+/// or unreadable EXIF block is ignored. A JPEG with more than 1,000 progressive scans is refused.
 public enum ImageDecoder {
     /// Format and decoded dimensions from the header alone, with both limits applied.
     public static func info(_ bytes: [UInt8], limits: DecodeLimits = DecodeLimits()) throws -> ImageInfo {
