@@ -87,10 +87,8 @@ enum JPEGHeader {
         // Walk the marker segments until the first scan; past the frame header any damage
         // only ends the walk, since the frame size is all `info` promises.
         walk: while offset < bytes.count {
-            guard bytes[offset] == 0xFF else {
-                if size != nil { break walk }
-                throw ImagingError.corrupt("JPEG has no marker at byte \(offset)")
-            }
+            // Like libjpeg, step over stray bytes between segments to the next marker.
+            while offset < bytes.count, bytes[offset] != 0xFF { offset += 1 }
             while offset < bytes.count, bytes[offset] == 0xFF { offset += 1 }
             guard offset < bytes.count else { break }
             let marker = bytes[offset]

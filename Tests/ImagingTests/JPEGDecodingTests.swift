@@ -118,3 +118,20 @@ final class JPEGDecodingTests: XCTestCase {
         XCTAssertEqual(try ImageEncoder.jpeg(image, quality: -5), try ImageEncoder.jpeg(image, quality: 1))
     }
 }
+
+final class JPEGHeaderTests: XCTestCase {
+    func testStrayBytesBeforeAMarkerAreSkippedAsLibjpegDoes() throws {
+        let file = try ImageEncoder.jpeg(JPEGDecodingTests.gradient(), quality: 90)
+        // Three stray bytes after the first segment (JFIF APP0).
+        let end = 4 + (try XCTUnwrap(file.bigEndian16(at: 4)))
+        let padded = Array(file[0..<end]) + [0x00, 0x12, 0x34] + Array(file[end...])
+        XCTAssertEqual(try ImageDecoder.info(padded), ImageInfo(format: .jpeg, width: 64, height: 48))
+        XCTAssertEqual(try ImageDecoder.decode(padded), try ImageDecoder.decode(file))
+    }
+
+    func testNoFrameHeaderIsCorrupt() {
+        XCTAssertThrowsError(try ImageDecoder.info([0xFF, 0xD8, 0xFF, 0xD9])) { error in
+            guard case ImagingError.corrupt = error else { return XCTFail("unexpected \(error)") }
+        }
+    }
+}
