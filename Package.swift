@@ -31,7 +31,7 @@ let package = Package(
         ),
         .executableTarget(name: "dsch", dependencies: ["Service"]),
 
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CJPEG", "CPNG"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet"]),
         .testTarget(name: "HashingTests", dependencies: ["Hashing"]),
         .testTarget(name: "HammingIndexTests", dependencies: ["HammingIndex"]),

@@ -1,4 +1,4 @@
-/// Image decoding, encoding and resampling (API contract; implementation pending).
+/// Image decoding, encoding and resampling.
 
 /// An 8-bit RGB image, pixels row-major and interleaved (r, g, b).
 public struct RGBImage: Equatable, Sendable {
@@ -11,14 +11,21 @@ public struct RGBImage: Equatable, Sendable {
 /// The encoded formats we decode.
 public enum ImageFormat: String, Sendable {
     case jpeg, png
+    /// The media type for HTTP `Content-Type`.
     public var mimeType: String { self == .jpeg ? "image/jpeg" : "image/png" }
     /// The format from the leading magic bytes, or nil.
-    public static func detect(_ bytes: [UInt8]) -> ImageFormat? { fatalError("pending") }
+    public static func detect(_ bytes: [UInt8]) -> ImageFormat? {
+        if bytes.starts(with: PNGHeader.signature) { return .png }
+        if bytes.starts(with: [0xFF, 0xD8, 0xFF]) { return .jpeg }
+        return nil
+    }
 }
 
 /// Limits checked before any pixel buffer is allocated.
 public struct DecodeLimits: Sendable {
+    /// Largest encoded size accepted, in bytes.
     public var maxBytes: Int = 32 * 1024 * 1024
+    /// Largest width × height accepted, as declared by the header.
     public var maxPixels: Int = 40_000_000
     public init(maxBytes: Int = 32 * 1024 * 1024, maxPixels: Int = 40_000_000) { self.maxBytes = maxBytes; self.maxPixels = maxPixels }
 }
@@ -33,31 +40,73 @@ public enum ImagingError: Error, Equatable, CustomStringConvertible {
     case tooManyPixels(width: Int, height: Int, limit: Int)
     /// The data is damaged or truncated; the library's message.
     case corrupt(String)
-    public var description: String { fatalError("pending") }
+    public var description: String {
+        switch self {
+        case .unsupportedFormat:
+            return "The data is not a JPEG or PNG image; send the image as JPEG or PNG."
+        case let .tooManyBytes(size, limit):
+            return "The image is \(size) bytes, over the limit of \(limit) bytes; send a smaller file or raise the byte limit."
+        case let .tooManyPixels(width, height, limit):
+            return "The image is \(width)×\(height) pixels, over the limit of \(limit) pixels; send a smaller image or raise the pixel limit."
+        case let .corrupt(message):
+            return "The image is damaged or truncated (\(message)); send the complete, undamaged file."
+        }
+    }
 }
 
 /// Header facts read without decoding pixels.
 public struct ImageInfo: Equatable, Sendable {
     public var format: ImageFormat
+    /// Width as decoded, that is after EXIF orientation (orientations 5–8 swap the sides).
     public var width: Int
+    /// Height as decoded, that is after EXIF orientation.
     public var height: Int
 }
 
 /// Decodes JPEG and PNG into 8-bit RGB, applying EXIF orientation, compositing alpha on white.
+///
+/// Damage policy: a file that ends early (JPEG data running out, a missing EOI, a PNG chunk cut
+/// short) or fails a PNG CRC is `.corrupt`; damage libjpeg can step over inside complete data
+/// (a bad Huffman code, extraneous bytes before a marker) is tolerated as libjpeg intends. A damaged
+/// or unreadable EXIF block is ignored. A JPEG with more than 1,000 progressive scans is refused.
 public enum ImageDecoder {
-    public static func info(_ bytes: [UInt8], limits: DecodeLimits = DecodeLimits()) throws -> ImageInfo { fatalError("pending") }
-    public static func decode(_ bytes: [UInt8], limits: DecodeLimits = DecodeLimits()) throws -> RGBImage { fatalError("pending") }
+    /// Format and decoded dimensions from the header alone, with both limits applied.
+    public static func info(_ bytes: [UInt8], limits: DecodeLimits = DecodeLimits()) throws -> ImageInfo {
+        try Decoding.header(bytes, limits: limits).info
+    }
+    /// The whole image as 8-bit RGB; limits are checked before any pixel buffer is allocated.
+    public static func decode(_ bytes: [UInt8], limits: DecodeLimits = DecodeLimits()) throws -> RGBImage {
+        try Decoding.decode(bytes, limits: limits)
+    }
 }
 
 /// Encoders, for thumbnails, tests and importing raw datasets through the normal pipeline.
 public enum ImageEncoder {
-    public static func png(_ image: RGBImage) throws -> [UInt8] { fatalError("pending") }
-    public static func jpeg(_ image: RGBImage, quality: Int = 90, progressive: Bool = false) throws -> [UInt8] { fatalError("pending") }
+    /// A lossless 8-bit RGB PNG.
+    public static func png(_ image: RGBImage) throws -> [UInt8] {
+        try Encoding.png(image)
+    }
+    /// A baseline (or progressive) YCbCr JPEG; `quality` runs from 1 to 100.
+    public static func jpeg(_ image: RGBImage, quality: Int = 90, progressive: Bool = false) throws -> [UInt8] {
+        try Encoding.jpeg(image, quality: quality, progressive: progressive)
+    }
 }
 
 extension RGBImage {
     /// The image resampled to `width`×`height` by area averaging (box filter; also correct when enlarging).
-    public func resized(width: Int, height: Int) -> RGBImage { fatalError("pending") }
+    public func resized(width: Int, height: Int) -> RGBImage {
+        Resampling.areaAverage(self, width: width, height: height)
+    }
     /// A grayscale image (one byte per pixel) replicated to RGB.
-    public init(gray: [UInt8], width: Int, height: Int) { fatalError("pending") }
+    public init(gray: [UInt8], width: Int, height: Int) {
+        precondition(width >= 0 && height >= 0 && gray.count == width * height,
+                     "gray holds \(gray.count) bytes, not width×height = \(width)×\(height)")
+        var pixels = [UInt8](repeating: 0, count: gray.count * 3)
+        for (index, value) in gray.enumerated() {
+            pixels[3 * index] = value
+            pixels[3 * index + 1] = value
+            pixels[3 * index + 2] = value
+        }
+        self.init(width: width, height: height, pixels: pixels)
+    }
 }
