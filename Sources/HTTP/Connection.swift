@@ -5,26 +5,22 @@ import Glibc
 import Darwin
 #endif
 
-/// One client connection: reads, parses, hands one request at a time to the worker pool, writes answers in order.
+/// One client connection: carries out the state machine's actions on the socket, one request at a time.
 final class Connection: @unchecked Sendable {
     private let descriptor: Int32
     private unowned let server: HTTPServer
     private let pool: WorkerPool
-    private var parser: RequestParser
-    /// Monotonic nanoseconds at the first byte of the request being received, nil while idle.
-    private var requestStarted: UInt64?
-    /// Monotonic nanoseconds of the last completed response (or of the accept), for the idle timeout.
-    private var idleSince: UInt64
+    private var machine: ConnectionStateMachine
 
     init(descriptor: Int32, server: HTTPServer, pool: WorkerPool) {
         self.descriptor = descriptor
         self.server = server
         self.pool = pool
         let configuration = server.configuration
-        parser = RequestParser(limits: ParserLimits(maxHeaderBytes: configuration.maxHeaderBytes,
-                                                    maxBodyBytes: configuration.maxBodyBytes,
-                                                    maxHeaderCount: configuration.maxHeaderCount))
-        idleSince = Connection.now()
+        machine = ConnectionStateMachine(
+            limits: ParserLimits(maxHeaderBytes: configuration.maxHeaderBytes, maxBodyBytes: configuration.maxBodyBytes,
+                                 maxHeaderCount: configuration.maxHeaderCount),
+            readTimeout: configuration.readTimeout, idleTimeout: configuration.idleTimeout, now: Connection.now())
     }
 
     private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
@@ -32,61 +28,37 @@ final class Connection: @unchecked Sendable {
     /// Serves requests until the connection closes; the caller closes the descriptor.
     func run() {
         var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
-        let configuration = server.configuration
         while true {
-            // Serve everything already buffered (pipelined requests) before reading more.
-            do {
-                while let event = try parser.next() {
-                    switch event {
-                    case .head(let head):
-                        if head.expectsContinue { Socket.sendAll(descriptor, ResponseEncoding.continueResponse) }
-                    case .request(let head, let body):
-                        guard serve(head, body: body) else { return }
-                    }
+            switch machine.nextAction(now: Connection.now(), stopping: server.isStopping) {
+            case .sendContinue:
+                guard Socket.sendAll(descriptor, ResponseEncoding.continueResponse) else { return }
+            case .serve(let head, let body):
+                let keepAlive = serve(head, body: body)
+                machine.responseSent(keepAlive: keepAlive, at: Connection.now())
+            case .fail(let error):
+                fail(error)
+                return
+            case .close:
+                return
+            case .read(let deadline):
+                // Short slices so a shutdown is noticed promptly even on a connection waiting for bytes.
+                let now = Connection.now()
+                let remaining = deadline > now ? (deadline - now) / 1_000_000 + 1 : 0
+                let wait = Int32(min(UInt64(HTTPServer.pollSliceMilliseconds), remaining))
+                guard Socket.waitReadable(descriptor, milliseconds: wait) else { continue }
+                let count = Socket.receive(descriptor, into: &readBuffer)
+                if count <= 0 {
+                    if case .fail(let error) = machine.endOfStream() { fail(error) }
+                    return
                 }
-            } catch let error as ParseError {
-                failRequest(error, message: error.message)
-                return
-            } catch {
-                return
+                machine.received(readBuffer[0..<count], at: Connection.now())
             }
-
-            let partial = parser.hasPartialRequest
-            if !partial && server.isStopping { return }
-            let now = Connection.now()
-            let deadline: UInt64
-            if let started = requestStarted {
-                deadline = started + UInt64(configuration.readTimeout * 1e9)
-            } else {
-                deadline = idleSince + UInt64(configuration.idleTimeout * 1e9)
-            }
-            if now >= deadline {
-                if partial {
-                    let timeout = ParseError(status: 408, code: "request_timeout",
-                                             message: "the request was not received within \(configuration.readTimeout) seconds")
-                    failRequest(timeout, message: timeout.message)
-                }
-                return
-            }
-            let wait = min(Int64(HTTPServer.pollSliceMilliseconds), Int64((deadline - now) / 1_000_000) + 1)
-            guard Socket.waitReadable(descriptor, milliseconds: Int32(wait)) else { continue }
-            let count = Socket.receive(descriptor, into: &readBuffer)
-            if count <= 0 {
-                if partial {
-                    // The client stopped sending mid-request (a body shorter than declared, a cut chunked body).
-                    let truncated = ParseError.badRequest("the connection ended before the request was complete")
-                    failRequest(truncated, message: truncated.message)
-                }
-                return
-            }
-            if requestStarted == nil { requestStarted = Connection.now() }
-            parser.feed(readBuffer[0..<count])
         }
     }
 
-    /// Runs one complete request through the router; false when the connection must close afterwards.
+    /// Runs one complete request through the router on the worker pool; true when the connection stays open.
     private func serve(_ head: RequestHead, body: [UInt8]) -> Bool {
-        let started = requestStarted ?? Connection.now()
+        let started = machine.requestStartTime ?? Connection.now()
         let requestID = RequestID.make(clientValue: head.headers["X-Request-Id"])
         let request = HTTPRequest(method: head.method, path: head.path, query: head.query, headers: head.headers,
                                   body: body, requestID: requestID)
@@ -108,17 +80,16 @@ final class Connection: @unchecked Sendable {
         server.logRequest(requestID: requestID, method: head.method, path: head.path, status: response.status,
                           seconds: seconds, bytes: response.body.count)
         server.observer?(request, router.routeLabel(for: request), response.status, seconds)
-        idleSince = Connection.now()
-        requestStarted = parser.hasPartialRequest ? idleSince : nil
         return sent && keepAlive
     }
 
-    /// Answers a request that cannot be served with its error status and closes the connection.
-    private func failRequest(_ error: ParseError, message: String) {
-        let started = requestStarted ?? Connection.now()
+    /// Answers a request that cannot be served with its error status; the connection closes afterwards.
+    private func fail(_ error: ParseError) {
+        let started = machine.requestStartTime ?? Connection.now()
         let requestID = RequestID.make(clientValue: nil)
         let response = Router.response(for: error)
-        server.logError(requestID: requestID, kind: "bad_request", message: "\(error.status): \(message)")
+        server.logError(requestID: requestID, kind: error.status == 408 ? "request_timeout" : "bad_request",
+                        message: "\(error.status): \(error.message)")
         let sent = Socket.sendAll(descriptor, ResponseEncoding.encode(response, requestID: requestID, keepAlive: false))
         let seconds = Double(Connection.now() - started) / 1e9
         server.logRequest(requestID: requestID, method: "-", path: "-", status: error.status, seconds: seconds, bytes: response.body.count)
