@@ -75,7 +75,7 @@ final class Connection: @unchecked Sendable {
             server.logError(requestID: requestID, kind: "handler_failed", message: String(describing: unexpected))
         }
         let keepAlive = head.keepAlive && !server.isStopping
-        let sent = Socket.sendAll(descriptor, ResponseEncoding.encode(response, requestID: requestID, keepAlive: keepAlive))
+        let sent = Socket.sendAll(descriptor, ResponseEncoding.encode(response, requestID: requestID, keepAlive: keepAlive, requestMethod: head.method))
         let seconds = Double(Connection.now() - started) / 1e9
         server.logRequest(requestID: requestID, method: head.method, path: head.path, status: response.status,
                           seconds: seconds, bytes: response.body.count)

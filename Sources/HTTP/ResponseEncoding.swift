@@ -11,19 +11,24 @@ enum ResponseEncoding {
     private static let serverOwned: Set<String> = ["content-length", "date", "connection", "x-request-id", "transfer-encoding"]
 
     /// The status line, headers and body of `response`, with Content-Length, Date, Connection and X-Request-Id set.
-    static func encode(_ response: HTTPResponse, requestID: String, keepAlive: Bool, date: Date = Date()) -> [UInt8] {
+    /// A response to HEAD keeps its Content-Length but loses its body; 204 has neither (RFC 9110 §8.6).
+    static func encode(_ response: HTTPResponse, requestID: String, keepAlive: Bool, requestMethod: String = "GET", date: Date = Date()) -> [UInt8] {
         var head = "HTTP/1.1 \(response.status) \(reasonPhrase(response.status))\r\n"
         for field in response.headers where !serverOwned.contains(field.name.lowercased()) {
-            // A header value with CR or LF would let a handler split the response; such characters are dropped.
-            let value = field.value.filter { $0 != "\r" && $0 != "\n" }
-            head += "\(field.name): \(value)\r\n"
+            // CR or LF in a field would let a handler split the response: names must be tokens and
+            // line breaks are dropped from values (scalar by scalar, since "\r\n" is one Character).
+            guard !field.name.isEmpty, field.name.utf8.allSatisfy(isTokenCharacter) else { continue }
+            var value = String.UnicodeScalarView()
+            value.append(contentsOf: field.value.unicodeScalars.filter { $0 != "\r" && $0 != "\n" })
+            head += "\(field.name): \(String(value))\r\n"
         }
-        head += "Content-Length: \(response.body.count)\r\n"
+        let noContent = response.status == 204 || response.status == 304
+        if !noContent { head += "Content-Length: \(response.body.count)\r\n" }
         head += "Date: \(httpDate(date))\r\n"
         head += "Connection: \(keepAlive ? "keep-alive" : "close")\r\n"
         head += "X-Request-Id: \(requestID)\r\n\r\n"
         var bytes = Array(head.utf8)
-        bytes.append(contentsOf: response.body)
+        if requestMethod != "HEAD" && !noContent { bytes.append(contentsOf: response.body) }
         return bytes
     }
 

@@ -85,7 +85,7 @@ public final class HTTPServer: @unchecked Sendable {
         let remaining = connections.count
         let workers = pool
         lock.unlock()
-        if remaining == 0 { workers?.stop() }
+        workers?.stop(wait: remaining == 0)
         log("http server stopped" + (stragglers.isEmpty ? "" : "; \(stragglers.count) connection(s) closed at the shutdown deadline"))
     }
 

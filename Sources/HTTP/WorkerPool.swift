@@ -30,13 +30,14 @@ final class WorkerPool: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Lets queued work finish, then ends the threads.
-    func stop() {
+    /// Lets queued work finish, then ends the threads; with `wait` false it returns at once and the
+    /// threads end on their own once the queue is empty (used when a handler outlived the shutdown deadline).
+    func stop(wait: Bool = true) {
         condition.lock()
         stopping = true
         condition.broadcast()
         condition.unlock()
-        finished.wait()
+        if wait { finished.wait() }
     }
 
     private func runLoop() {
