@@ -76,6 +76,14 @@ final class ServerTests: XCTestCase {
         return server.port
     }
 
+    /// Log lines and observations are written just after the response, so a test that has read the
+    /// response waits a moment for them.
+    private func eventually(_ condition: () -> Bool, file: StaticString = #filePath, line: UInt = #line) {
+        let deadline = Date().addingTimeInterval(2)
+        while !condition() && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        XCTAssertTrue(condition(), "condition not met within 2 s", file: file, line: line)
+    }
+
     func testKeepAliveServesTwoRequestsOnOneConnectionWithServerHeaders() throws {
         let port = try startServer()
         let client = try TestClient(port: port)
@@ -100,6 +108,7 @@ final class ServerTests: XCTestCase {
         let line = try XCTUnwrap(recorder.lines.first { $0.contains("request_id=trace-123") })
         XCTAssertTrue(line.hasPrefix("request_id=trace-123 method=GET path=/hello status=200 duration_ms="), line)
         XCTAssertTrue(line.hasSuffix(" bytes=9"), line)
+        eventually { recorder.observations.count == 2 }
         XCTAssertEqual(recorder.observations.map(\.route), ["/hello", "/items/{id}"])
     }
 
@@ -183,7 +192,7 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(response.headers["connection"], "close")
         XCTAssertNotNil(response.headers["x-request-id"])
         XCTAssertTrue(client.isClosedByServer())
-        XCTAssertTrue(recorder.lines.contains { $0.contains("error=bad_request") })
+        eventually { recorder.lines.contains { $0.contains("error=bad_request") } }
     }
 
     func testMissingLengthOnPostIs411() throws {
@@ -213,6 +222,7 @@ final class ServerTests: XCTestCase {
         let response = client.readResponse()
         XCTAssertNotEqual(response?.status, 200)
         XCTAssertTrue(client.isClosedByServer())
+        eventually { recorder.observations.contains { $0.status == 400 } }
         XCTAssertFalse(recorder.observations.contains { $0.route == "/echo" })
     }
 
@@ -265,6 +275,7 @@ final class ServerTests: XCTestCase {
         XCTAssertFalse(response.text.contains("hunter2"), response.text)
         XCTAssertTrue(response.text.contains("internal_error"))
         let requestID = try XCTUnwrap(response.headers["x-request-id"])
+        eventually { recorder.lines.contains { $0.contains("error=handler_failed") } }
         let errorLine = try XCTUnwrap(recorder.lines.first { $0.contains("error=handler_failed") })
         XCTAssertTrue(errorLine.contains("request_id=\(requestID)"))
         XCTAssertTrue(errorLine.contains("hunter2"), "the log keeps the detail the client does not get")
@@ -284,6 +295,7 @@ final class ServerTests: XCTestCase {
         let notAllowed = try XCTUnwrap(client.readResponse())
         XCTAssertEqual(notAllowed.status, 405)
         XCTAssertEqual(notAllowed.headers["allow"], "GET")
+        eventually { recorder.observations.count == 4 }
         XCTAssertEqual(recorder.observations.map(\.route), ["/upload", "/upload", "unmatched", "unmatched"])
     }
 
