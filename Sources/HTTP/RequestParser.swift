@@ -163,7 +163,7 @@ struct RequestParser {
                 state = .chunkSize(head)
 
             case .trailers(let head, let bytes, let count):
-                guard let line = try takeLine(maxLength: limits.maxHeaderBytes - bytes, what: "trailer section") else { return nil }
+                guard let line = try takeLine(maxLength: max(0, limits.maxHeaderBytes - bytes), what: "trailer section") else { return nil }
                 if line.isEmpty { return finish(head) }
                 if count + 1 > limits.maxHeaderCount { throw ParseError.tooManyHeaders }
                 // Trailer fields are validated and then dropped: merging them into the headers would let
@@ -191,16 +191,22 @@ struct RequestParser {
                     throw ParseError.badRequest("\(what) ends with a bare LF")
                 }
                 let line = buffer[start..<(index - 1)]
+                if line.count > maxLength { throw lineTooLong(what) }
                 start = index + 1
                 return line
             }
             index += 1
         }
-        if buffer.count - start > maxLength {
-            throw what == "trailer section" ? ParseError.headersTooLarge : ParseError.badRequest("\(what) is too long")
-        }
+        // Without a LF yet, the line is too long only once even its CRLF could not fit, so the verdict
+        // does not depend on how the bytes were split.
+        if buffer.count - start > maxLength + 1 { throw lineTooLong(what) }
         return nil
     }
+
+    private func lineTooLong(_ what: String) -> ParseError {
+        what == "trailer section" ? ParseError.headersTooLarge : ParseError.badRequest("\(what) is too long")
+    }
+
 
     private func parseChunkSize(_ line: ArraySlice<UInt8>) throws -> Int {
         var size = 0
@@ -233,7 +239,9 @@ struct RequestParser {
         }
         if start < buffer.count, buffer[start] == lf { throw ParseError.badRequest("request line ends with a bare LF") }
         guard let end = findHeaderEnd() else {
-            if buffer.count - start > limits.maxHeaderBytes { throw ParseError.headersTooLarge }
+            // A section within the limit has its CRLFCRLF within limit + 4 bytes; deciding only past that
+            // keeps whole and byte-by-byte feeding in agreement at the boundary.
+            if buffer.count - start > limits.maxHeaderBytes + 3 { throw ParseError.headersTooLarge }
             return nil
         }
         if end - start > limits.maxHeaderBytes { throw ParseError.headersTooLarge }

@@ -251,6 +251,44 @@ final class RequestParserTests: XCTestCase {
         XCTAssertFalse(parser.hasPartialRequest)
     }
 
+    /// Requests around every limit and framing edge, parsed split at every possible point.
+    func testEverySplitPointAgreesWithWholeParse() {
+        let headerAtLimit = "GET / HTTP/1.1\r\nHost: x\r\nX: " + String(repeating: "a", count: 512 - 28)
+        let corpus: [String] = [
+            headerAtLimit + "\r\n\r\n",
+            headerAtLimit + "a\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;e=1\r\nabc\r\n0\r\nT: " + String(repeating: "t", count: 509) + "\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;e=1\r\nabc\r\n0\r\nT: " + String(repeating: "t", count: 520) + "\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /next HTTP/1.1\r\nHost: x\r\n\r\n",
+            "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "\rGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\rX0\r\n\r\n",
+        ]
+        XCTAssertEqual(headerAtLimit.utf8.count, 512)
+        for text in corpus {
+            let bytes = Array(text.utf8)
+            let whole = parse(bytes, pieceSize: bytes.count, limits: limits)
+            for split in 1..<bytes.count {
+                var parser = RequestParser(limits: limits)
+                var outcome = Outcome()
+                for piece in [bytes[..<split], bytes[split...]] where outcome.error == nil {
+                    parser.feed(piece)
+                    do {
+                        while let event = try parser.next() { outcome.events.append(event) }
+                    } catch {
+                        outcome.error = error as? ParseError
+                    }
+                }
+                XCTAssertEqual(outcome, whole, "split at \(split) of \(text.debugDescription.prefix(60))")
+                if outcome != whole { break }
+            }
+        }
+        XCTAssertNil(parse(Array(corpus[0].utf8), pieceSize: 1000, limits: limits).error, "a header section exactly at the limit is accepted")
+        XCTAssertEqual(parse(Array(corpus[1].utf8), pieceSize: 1000, limits: limits).error?.status, 431)
+        XCTAssertNil(parse(Array(corpus[2].utf8), pieceSize: 1000, limits: limits).error)
+        XCTAssertEqual(parse(Array(corpus[3].utf8), pieceSize: 1000, limits: limits).error?.status, 431)
+    }
+
     func testParserStaysFailedAfterAnError() {
         var parser = RequestParser(limits: limits)
         parser.feed(Array("BAD\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
