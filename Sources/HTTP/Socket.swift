@@ -7,8 +7,11 @@ import Darwin
 
 /// A socket call that failed, with the operation and the system's explanation.
 public struct SocketError: Error, CustomStringConvertible {
+    /// What was being attempted, such as `binding 0.0.0.0:8080`.
     public var operation: String
+    /// The `errno` value the call left.
     public var errnoCode: Int32
+    /// The operation and the system's message, for logs and start-up failures.
     public var description: String { "\(operation) failed: \(String(cString: strerror(errnoCode))) (errno \(errnoCode))" }
 }
 
