@@ -348,6 +348,19 @@ final class ServerTests: XCTestCase {
         XCTAssertThrowsError(try TestClient(port: port), "the listening socket must be closed")
     }
 
+    func testBindingABusyPortThrowsAnExplainedError() throws {
+        let port = try startServer()
+        var configuration = ServerConfiguration()
+        configuration.host = "127.0.0.1"
+        configuration.port = port
+        let second = HTTPServer(configuration: configuration, router: Router())
+        XCTAssertThrowsError(try second.start()) { error in
+            let description = String(describing: error)
+            XCTAssertTrue(description.contains("binding 127.0.0.1:\(port)"), description)
+            XCTAssertEqual((error as? SocketError)?.errnoCode, EADDRINUSE)
+        }
+    }
+
     func testCurlUploadsWhenCurlIsInstalled() throws {
         let curlPath = ["/usr/bin/curl", "/usr/local/bin/curl", "/opt/homebrew/bin/curl"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let curlPath else { throw XCTSkip("curl is not installed") }
