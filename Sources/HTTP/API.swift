@@ -1,6 +1,6 @@
 import Foundation
 
-/// HTTP/1.1 server, requests, responses and routing (API contract; implementation pending).
+/// HTTP/1.1 server, requests, responses and routing: the value types shared by every part of the target.
 
 /// Header fields in arrival order, looked up case-insensitively.
 public struct HTTPHeaders: Sendable, Sequence {
@@ -19,6 +19,15 @@ public struct HTTPHeaders: Sendable, Sequence {
         fields.append((name: name, value: value))
     }
     public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { fields.makeIterator() }
+}
+
+extension HTTPHeaders: Equatable {
+    /// Equal when the same fields appear in the same order (names compared case-insensitively).
+    public static func == (lhs: HTTPHeaders, rhs: HTTPHeaders) -> Bool {
+        lhs.fields.count == rhs.fields.count && zip(lhs.fields, rhs.fields).allSatisfy {
+            $0.name.lowercased() == $1.name.lowercased() && $0.value == $1.value
+        }
+    }
 }
 
 /// A parsed request with its whole body.
@@ -53,7 +62,13 @@ public struct HTTPResponse: Sendable {
         HTTPResponse(status: status, headers: HTTPHeaders([("Content-Type", "application/json")]), body: body)
     }
     /// The JSON error body `{"error":{"code":…,"message":…}}`.
-    public static func error(_ status: Int, code: String, message: String) -> HTTPResponse { fatalError("pending") }
+    public static func error(_ status: Int, code: String, message: String) -> HTTPResponse {
+        let object: [String: Any] = ["error": ["code": code, "message": message]]
+        // Serialising two strings cannot fail; the literal fallback only keeps the signature non-throwing.
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data(#"{"error":{"code":"internal","message":"error"}}"#.utf8)
+        return .json(status, [UInt8](data))
+    }
 }
 
 /// An error that decides its own response; any other error thrown by a handler becomes a logged 500.
@@ -72,22 +87,14 @@ extension HTTPResponseError {
 /// A route handler. Runs on a worker queue, never on the accept or I/O path.
 public typealias HTTPHandler = @Sendable (HTTPRequest) throws -> HTTPResponse
 
-/// Routes `METHOD /path/{param}` patterns to handlers; unknown paths 404, known paths with other methods 405.
-public final class Router: @unchecked Sendable {
-    public init() {}
-    public func add(_ method: String, _ pattern: String, _ handler: @escaping HTTPHandler) { fatalError("pending") }
-    /// Dispatches a request (filling `pathParameters`); errors become JSON error responses.
-    public func respond(to request: HTTPRequest) -> HTTPResponse { fatalError("pending") }
-    /// The route pattern that matched, for metrics labels ("unmatched" otherwise).
-    public func routeLabel(for request: HTTPRequest) -> String { fatalError("pending") }
-}
-
 /// Server limits and timeouts.
 public struct ServerConfiguration: Sendable {
     public var host: String = "0.0.0.0"
     /// 0 picks a free port (tests); see `HTTPServer.port`.
     public var port: Int = 8080
     public var maxHeaderBytes: Int = 16 * 1024
+    /// Header fields allowed in one request.
+    public var maxHeaderCount: Int = 100
     public var maxBodyBytes: Int = 32 * 1024 * 1024
     /// Seconds a client may take to send a whole request once it started.
     public var readTimeout: Double = 30
@@ -105,17 +112,6 @@ public typealias LogHandler = @Sendable (String) -> Void
 /// Observes each finished request (for metrics): request, route label, status, seconds.
 public typealias RequestObserver = @Sendable (HTTPRequest, String, Int, Double) -> Void
 
-/// The socket server.
-public final class HTTPServer: @unchecked Sendable {
-    public init(configuration: ServerConfiguration, router: Router, log: @escaping LogHandler = { _ in }, observer: RequestObserver? = nil) { fatalError("pending") }
-    /// Binds and starts accepting; returns once listening.
-    public func start() throws { fatalError("pending") }
-    /// The bound port (useful when configured with 0).
-    public var port: Int { fatalError("pending") }
-    /// Stops accepting, lets in-flight requests finish (up to `timeout` seconds), closes connections.
-    public func shutdown(timeout: Double = 10) { fatalError("pending") }
-}
-
 /// One part of a multipart/form-data body.
 public struct MultipartPart: Sendable {
     public var name: String
@@ -127,10 +123,3 @@ public struct MultipartPart: Sendable {
     }
 }
 
-/// Parses multipart/form-data bodies.
-public enum Multipart {
-    /// The boundary parameter of a `multipart/form-data` Content-Type, or nil.
-    public static func boundary(contentType: String) -> String? { fatalError("pending") }
-    /// Splits a body into parts; throws an `HTTPResponseError` (400) when malformed.
-    public static func parse(_ body: [UInt8], boundary: String) throws -> [MultipartPart] { fatalError("pending") }
-}

@@ -1,0 +1,171 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The socket server: one accept thread, one thread per connection for its I/O, handlers on a worker pool.
+public final class HTTPServer: @unchecked Sendable {
+    private enum Phase { case created, running, stopping, stopped }
+
+    let configuration: ServerConfiguration
+    let router: Router
+    let log: LogHandler
+    let observer: RequestObserver?
+
+    private let lock = NSCondition()
+    private var phase = Phase.created
+    private var listenDescriptor: Int32 = -1
+    private var boundPort = 0
+    /// Open connections by descriptor, so shutdown can close what outlives its deadline.
+    private var connections: Set<Int32> = []
+    private var pool: WorkerPool?
+    private let acceptFinished = DispatchSemaphore(value: 0)
+
+    /// How long a blocking wait lasts before a connection rechecks timeouts and shutdown.
+    static let pollSliceMilliseconds: Int32 = 50
+
+    public init(configuration: ServerConfiguration, router: Router, log: @escaping LogHandler = { _ in }, observer: RequestObserver? = nil) {
+        self.configuration = configuration
+        self.router = router
+        self.log = log
+        self.observer = observer
+    }
+
+    /// Binds and starts accepting; returns once listening.
+    public func start() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard phase == .created else { return }
+        let descriptor = try Socket.listen(host: configuration.host, port: configuration.port)
+        // Non-blocking so a connection that vanishes between poll and accept cannot stall the loop.
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+        listenDescriptor = descriptor
+        boundPort = Socket.localPort(descriptor)
+        pool = WorkerPool(count: configuration.workerCount, name: "http-worker")
+        phase = .running
+        let thread = Thread { [self] in
+            acceptLoop()
+            acceptFinished.signal()
+        }
+        thread.name = "http-accept"
+        thread.start()
+        log("http server listening on \(configuration.host):\(boundPort)")
+    }
+
+    /// The bound port (useful when configured with 0).
+    public var port: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return boundPort
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to `timeout` seconds), closes connections.
+    public func shutdown(timeout: Double = 10) {
+        lock.lock()
+        guard phase == .running else {
+            lock.unlock()
+            return
+        }
+        phase = .stopping
+        lock.unlock()
+        acceptFinished.wait()
+
+        // Idle connections notice the phase within one poll slice and close; busy ones finish their request.
+        let deadline = Date().addingTimeInterval(max(0, timeout))
+        lock.lock()
+        while !connections.isEmpty && lock.wait(until: deadline) {}
+        let stragglers = connections
+        for descriptor in stragglers { shutDownSocket(descriptor) }
+        // Connections whose sockets were just shut down exit promptly unless a handler is still running.
+        let grace = Date().addingTimeInterval(1)
+        while !connections.isEmpty && lock.wait(until: grace) {}
+        phase = .stopped
+        let remaining = connections.count
+        let workers = pool
+        lock.unlock()
+        workers?.stop(wait: remaining == 0)
+        log("http server stopped" + (stragglers.isEmpty ? "" : "; \(stragglers.count) connection(s) closed at the shutdown deadline"))
+    }
+
+    var isStopping: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return phase != .running
+    }
+
+    private func acceptLoop() {
+        while !isStopping {
+            guard Socket.waitReadable(listenDescriptor, milliseconds: HTTPServer.pollSliceMilliseconds) else { continue }
+            let descriptor = accept(listenDescriptor, nil, nil)
+            if descriptor < 0 {
+                if errno == EMFILE || errno == ENFILE {
+                    log("error=accept_failed message=\"\(SocketError(operation: "accept", errnoCode: errno))\"")
+                    usleep(100_000)
+                }
+                continue
+            }
+            // Accepted sockets must block: the connection thread waits with poll and bounded sends.
+            _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
+            Socket.configureConnection(descriptor, sendTimeout: max(configuration.readTimeout, 1))
+
+            lock.lock()
+            let admitted = connections.count < configuration.maxConnections
+            if admitted { connections.insert(descriptor) }
+            lock.unlock()
+            guard admitted else {
+                rejectOverCapacity(descriptor)
+                continue
+            }
+            let connection = Connection(descriptor: descriptor, server: self, pool: pool!)
+            let thread = Thread { [self] in
+                connection.run()
+                lock.lock()
+                connections.remove(descriptor)
+                lock.broadcast()
+                lock.unlock()
+                close(descriptor)
+            }
+            thread.name = "http-connection"
+            thread.stackSize = 256 << 10
+            thread.start()
+        }
+        close(listenDescriptor)
+    }
+
+    /// Answers 503 to a connection over `maxConnections`, off the accept thread so accepting never waits.
+    private func rejectOverCapacity(_ descriptor: Int32) {
+        let requestID = RequestID.make(clientValue: nil)
+        let response = HTTPResponse.error(503, code: "too_many_connections", message: "the server has too many open connections; retry later")
+        logRequest(requestID: requestID, method: "-", path: "-", status: 503, seconds: 0, bytes: response.body.count)
+        let bytes = ResponseEncoding.encode(response, requestID: requestID, keepAlive: false)
+        DispatchQueue.global().async {
+            Socket.sendAll(descriptor, bytes)
+            Socket.drainBeforeClose(descriptor, milliseconds: 200)
+            close(descriptor)
+        }
+    }
+
+    /// The one log line every request gets.
+    func logRequest(requestID: String, method: String, path: String, status: Int, seconds: Double, bytes: Int) {
+        let milliseconds = String(format: "%.1f", seconds * 1000)
+        log("request_id=\(requestID) method=\(method) path=\(loggablePath(path)) status=\(status) duration_ms=\(milliseconds) bytes=\(bytes)")
+    }
+
+    /// One line for an error, with the message quoted so it stays one field.
+    func logError(requestID: String, kind: String, message: String) {
+        let escaped = message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
+        log("request_id=\(requestID) error=\(kind) message=\"\(escaped)\"")
+    }
+}
+
+/// `shutdown` is shadowed inside `HTTPServer` by its own method.
+private func shutDownSocket(_ descriptor: Int32) {
+    #if canImport(Glibc)
+    _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR))
+    #else
+    _ = Darwin.shutdown(descriptor, SHUT_RDWR)
+    #endif
+}

@@ -1,0 +1,147 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A socket call that failed, with the operation and the system's explanation.
+public struct SocketError: Error, CustomStringConvertible {
+    /// What was being attempted, such as `binding 0.0.0.0:8080`.
+    public var operation: String
+    /// The `errno` value the call left.
+    public var errnoCode: Int32
+    /// The operation and the system's message, for logs and start-up failures.
+    public var description: String { "\(operation) failed: \(String(cString: strerror(errnoCode))) (errno \(errnoCode))" }
+}
+
+#if canImport(Glibc)
+private let streamType = Int32(SOCK_STREAM.rawValue)
+/// Writes to a peer that has gone must return EPIPE instead of raising SIGPIPE.
+private let sendFlags = Int32(MSG_NOSIGNAL)
+#else
+private let streamType = SOCK_STREAM
+private let sendFlags: Int32 = 0
+#endif
+
+/// Thin wrappers over the BSD socket calls the server needs.
+enum Socket {
+    /// Opens a listening TCP socket on `host:port` (port 0 lets the system choose).
+    static func listen(host: String, port: Int, backlog: Int32 = 128) throws -> Int32 {
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = streamType
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host.isEmpty ? nil : host, String(port), &hints, &list)
+        guard status == 0, let first = list else {
+            throw SocketError(operation: "resolving listen address \(host):\(port) (\(String(cString: gai_strerror(status))))", errnoCode: errno)
+        }
+        defer { freeaddrinfo(list) }
+        let fd = socket(first.pointee.ai_family, streamType, 0)
+        guard fd >= 0 else { throw SocketError(operation: "socket", errnoCode: errno) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
+            let code = errno
+            close(fd)
+            throw SocketError(operation: "binding \(host):\(port)", errnoCode: code)
+        }
+        guard systemListen(fd, backlog) == 0 else {
+            let code = errno
+            close(fd)
+            throw SocketError(operation: "listen", errnoCode: code)
+        }
+        return fd
+    }
+
+    /// The local port a socket is bound to.
+    static func localPort(_ fd: Int32) -> Int {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let status = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard status == 0 else { return 0 }
+        let family = Int32(storage.ss_family)
+        return withUnsafePointer(to: &storage) { pointer -> Int in
+            if family == AF_INET6 {
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+            }
+            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+        }
+    }
+
+    /// Prepares an accepted connection: no SIGPIPE, no Nagle delay, a bound on blocking sends.
+    static func configureConnection(_ fd: Int32, sendTimeout: Double) {
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        #if canImport(Darwin)
+        setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+        #endif
+        let seconds = max(sendTimeout, 0.001)
+        var timeout = timeval()
+        timeout.tv_sec = .init(seconds)
+        timeout.tv_usec = .init(seconds.truncatingRemainder(dividingBy: 1) * 1_000_000)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Waits until `fd` is readable or `milliseconds` pass; true when readable (or in error, so the read reports it).
+    static func waitReadable(_ fd: Int32, milliseconds: Int32) -> Bool {
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let result = poll(&descriptor, 1, milliseconds)
+        return result > 0
+    }
+
+    /// Reads what is available into `buffer`; 0 means the peer closed, negative an error.
+    static func receive(_ fd: Int32, into buffer: inout [UInt8]) -> Int {
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0 && errno == EINTR { continue }
+            return count
+        }
+    }
+
+    /// Writes all of `bytes`; false when the peer is gone or the send timed out.
+    @discardableResult
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, sendFlags) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += written
+        }
+        return true
+    }
+
+    /// Prepares a close after a final response: stop writing, then read and discard what the client is
+    /// still sending for a moment, so closing with unread input does not reset the connection before the
+    /// client reads the response. The caller closes the descriptor.
+    static func drainBeforeClose(_ fd: Int32, milliseconds: Int = 500) {
+        shutdown(fd, Int32(SHUT_WR))
+        var scratch = [UInt8](repeating: 0, count: 16 * 1024)
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(milliseconds) * 1_000_000
+        var discarded = 0
+        while discarded < 4 * 1024 * 1024 {
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < deadline else { break }
+            let remaining = Int32((deadline - now) / 1_000_000) + 1
+            guard waitReadable(fd, milliseconds: remaining) else { break }
+            let count = receive(fd, into: &scratch)
+            if count <= 0 { break }
+            discarded += count
+        }
+    }
+}
+
+/// `listen` is shadowed inside `Socket` by the static method of the same name.
+private func systemListen(_ fd: Int32, _ backlog: Int32) -> Int32 {
+    #if canImport(Glibc)
+    return Glibc.listen(fd, backlog)
+    #else
+    return Darwin.listen(fd, backlog)
+    #endif
+}

@@ -1,3 +1,0 @@
-import XCTest
-@testable import HTTP
-final class HTTPPlaceholderTests: XCTestCase { func testBuilds() {} }

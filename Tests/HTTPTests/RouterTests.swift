@@ -1,0 +1,104 @@
+import XCTest
+@testable import HTTP
+
+/// An application error with its own status, as a handler would throw it.
+private struct TeapotError: HTTPResponseError {
+    var status: Int { 418 }
+    var code: String { "teapot" }
+    var message: String { "short and \"stout\"" }
+    var headers: [(String, String)] { [("Retry-After", "5")] }
+}
+
+/// An error carrying details that must never reach the client.
+private struct DatabaseFailure: Error {
+    var detail = "SQLITE_CORRUPT at /secret/path/db.sqlite"
+}
+
+final class RouterTests: XCTestCase {
+    private func text(_ response: HTTPResponse) -> String { String(decoding: response.body, as: UTF8.self) }
+
+    private func errorObject(_ response: HTTPResponse) throws -> [String: String] {
+        let json = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+        return try XCTUnwrap(json?["error"] as? [String: String])
+    }
+
+    private func makeRouter() -> Router {
+        let router = Router()
+        router.add("GET", "/v1/images/{id}") { request in
+            HTTPResponse(status: 200, body: Array("image \(request.pathParameters["id"] ?? "?")".utf8))
+        }
+        router.add("DELETE", "/v1/images/{id}") { _ in HTTPResponse(status: 204) }
+        router.add("GET", "/v1/images/{id}/similar") { request in
+            HTTPResponse(status: 200, body: Array("similar \(request.pathParameters["id"] ?? "?") k=\(request.query["k"] ?? "-")".utf8))
+        }
+        router.add("GET", "/v1/images/search") { _ in HTTPResponse(status: 200, body: Array("literal".utf8)) }
+        router.add("POST", "/v1/admin/models/{version}/activate") { request in
+            HTTPResponse(status: 200, body: Array("activate \(request.pathParameters["version"] ?? "?")".utf8))
+        }
+        router.add("GET", "/teapot") { _ in throw TeapotError() }
+        router.add("GET", "/broken") { _ in throw DatabaseFailure() }
+        return router
+    }
+
+    func testPathParametersAreCaptured() {
+        let router = makeRouter()
+        XCTAssertEqual(text(router.respond(to: HTTPRequest(method: "GET", path: "/v1/images/42"))), "image 42")
+        XCTAssertEqual(text(router.respond(to: HTTPRequest(method: "GET", path: "/v1/images/7/similar", query: ["k": "3"]))), "similar 7 k=3")
+        XCTAssertEqual(text(router.respond(to: HTTPRequest(method: "POST", path: "/v1/admin/models/3/activate"))), "activate 3")
+    }
+
+    func testLiteralSegmentBeatsParameterWhateverTheOrder() {
+        let router = makeRouter()
+        XCTAssertEqual(text(router.respond(to: HTTPRequest(method: "GET", path: "/v1/images/search"))), "literal")
+        XCTAssertEqual(router.routeLabel(for: HTTPRequest(method: "GET", path: "/v1/images/search")), "/v1/images/search")
+    }
+
+    func testUnknownPathIs404JSON() throws {
+        let router = makeRouter()
+        for path in ["/nope", "/v1/images", "/v1/images/", "/v1/images/1/similar/extra", "/v1/images//similar"] {
+            let response = router.respond(to: HTTPRequest(method: "GET", path: path))
+            XCTAssertEqual(response.status, 404, path)
+            XCTAssertEqual(response.headers["Content-Type"], "application/json")
+            XCTAssertEqual(try errorObject(response)["code"], "not_found")
+        }
+        XCTAssertEqual(router.routeLabel(for: HTTPRequest(method: "GET", path: "/nope")), "unmatched")
+    }
+
+    func testWrongMethodIs405WithAllow() throws {
+        let router = makeRouter()
+        let response = router.respond(to: HTTPRequest(method: "PUT", path: "/v1/images/5"))
+        XCTAssertEqual(response.status, 405)
+        XCTAssertEqual(response.headers["Allow"], "DELETE, GET")
+        XCTAssertEqual(try errorObject(response)["code"], "method_not_allowed")
+        XCTAssertEqual(router.respond(to: HTTPRequest(method: "HEAD", path: "/v1/images/5")).status, 405)
+        XCTAssertEqual(router.routeLabel(for: HTTPRequest(method: "PUT", path: "/v1/images/5")), "unmatched")
+    }
+
+    func testResponseErrorDecidesItsResponse() throws {
+        let response = makeRouter().respond(to: HTTPRequest(method: "GET", path: "/teapot"))
+        XCTAssertEqual(response.status, 418)
+        XCTAssertEqual(response.headers["Retry-After"], "5")
+        XCTAssertEqual(try errorObject(response), ["code": "teapot", "message": "short and \"stout\""])
+    }
+
+    func testOtherErrorsBecomeGeneric500() throws {
+        let router = makeRouter()
+        let (response, unexpected) = router.respondReportingFailure(to: HTTPRequest(method: "GET", path: "/broken"))
+        XCTAssertEqual(response.status, 500)
+        XCTAssertFalse(text(response).contains("SQLITE"), "internals leaked: \(text(response))")
+        XCTAssertFalse(text(response).contains("secret"))
+        XCTAssertEqual(try errorObject(response)["code"], "internal_error")
+        XCTAssertTrue(unexpected is DatabaseFailure, "the real error must reach the server's log")
+    }
+
+    func testRouteLabelIsThePattern() {
+        XCTAssertEqual(makeRouter().routeLabel(for: HTTPRequest(method: "GET", path: "/v1/images/9/similar")), "/v1/images/{id}/similar")
+    }
+
+    func testErrorJSONEscapesAwkwardText() throws {
+        let response = HTTPResponse.error(400, code: "bad", message: "quote \" backslash \\ newline \n tab \t slash / é")
+        XCTAssertEqual(response.status, 400)
+        XCTAssertEqual(try errorObject(response)["message"], "quote \" backslash \\ newline \n tab \t slash / é")
+        XCTAssertTrue(text(response).hasPrefix(#"{"error":{"code":"bad","message":"#), text(response))
+    }
+}
