@@ -8,8 +8,9 @@ public protocol ModelTrainer: Sendable {
     /// The model kind it produces ("itq", "dsch", …).
     var kind: String { get }
     /// Trains on `thumbnails` (RGB, `inputSize`² each). `settings` are the request's overrides over the
-    /// configured training settings. `progress` takes a fraction in 0…1 and a short message.
-    func train(thumbnails: [[UInt8]], settings: [String: Any], progress: @escaping (Double, String) -> Void) throws -> TrainedModel
+    /// configured training settings. `progress` takes a fraction in 0…1 and a short message; it throws
+    /// when the job is cancelled, and the trainer lets that error end the training.
+    func train(thumbnails: [[UInt8]], settings: [String: Any], progress: @escaping (Double, String) throws -> Void) throws -> TrainedModel
 }
 
 /// What a trainer hands back: the encoder, the settings it used and its training figures.
@@ -27,12 +28,14 @@ public enum RetrainError: Error, CustomStringConvertible {
     case unknownKind(String)
     case tooFewImages(have: Int, need: Int)
     case invalidSettings(String)
+    case cancelled
 
     public var description: String {
         switch self {
         case .unknownKind(let kind): return "no trainer for model kind '\(kind)'"
         case .tooFewImages(let have, let need): return "training needs at least \(need) images, the database has \(have)"
         case .invalidSettings(let why): return "invalid training settings: \(why)"
+        case .cancelled: return "cancelled: the service is shutting down"
         }
     }
 }
@@ -49,6 +52,7 @@ public final class RetrainWorker: @unchecked Sendable {
     private let lock = NSLock()
     private var runningJobID: Int64?
     private var finishHandlers: [Int64: (Bool) -> Void] = [:]
+    private var cancelled = false
 
     public init(service: ImageService, trainers: [ModelTrainer], logger: Logger, metrics: Metrics) {
         self.service = service
@@ -82,6 +86,7 @@ public final class RetrainWorker: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let running = runningJobID { return (running, false) }
+        if cancelled { throw RetrainError.cancelled }
         let settingsJSON = String(decoding: try JSONSerialization.data(withJSONObject: settings, options: [.sortedKeys]), as: UTF8.self)
         let jobID = try service.store.createJob(kind: kind, configJSON: settingsJSON)
         runningJobID = jobID
@@ -97,8 +102,20 @@ public final class RetrainWorker: @unchecked Sendable {
         finishHandlers[jobID] = handler
     }
 
-    /// Blocks until the queue is idle (tests and shutdown).
-    public func waitUntilIdle() { queue.sync {} }
+    /// Stops a running job at its next progress report (it fails as cancelled) and refuses new ones;
+    /// returns once the worker is idle.
+    public func cancelAndWait() {
+        lock.lock()
+        cancelled = true
+        lock.unlock()
+        queue.sync {}
+    }
+
+    private func checkCancelled() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if cancelled { throw RetrainError.cancelled }
+    }
 
     private func run(jobID: Int64, trainer: ModelTrainer, settings: [String: Any]) {
         let store = service.store
@@ -117,6 +134,7 @@ public final class RetrainWorker: @unchecked Sendable {
             let snapshotID = try store.maxImageID()
             let thumbnails = try loadThumbnails(through: snapshotID)
             let trained = try trainer.train(thumbnails: thumbnails, settings: settings) { fraction, message in
+                try self.checkCancelled()
                 try? store.updateJob(id: jobID, status: nil, progress: 0.8 * min(max(fraction, 0), 1), message: message, modelVersion: nil)
             }
             let trainingSeconds = Date().timeIntervalSince(started)
@@ -189,6 +207,7 @@ public final class RetrainWorker: @unchecked Sendable {
             try store.putCodes(zip(page, codes).map { (imageID: $0.0.imageID, code: BinaryCode.bytes($0.1, bits: model.bits)) },
                                modelVersion: model.version)
             for (item, code) in zip(page, codes) { try model.add(id: item.imageID, code: code) }
+            try checkCancelled()
             done += page.count
             try store.updateJob(id: jobID, status: nil, progress: 0.8 + 0.2 * min(Double(done) / Double(total), 1),
                                 message: "encoded \(done) of \(total) images", modelVersion: nil)

@@ -95,6 +95,7 @@ public final class DschServer: @unchecked Sendable {
         logger.info("shutting down")
         retrainTimer?.cancel()
         server.shutdown(timeout: service.configuration.server.shutdownGraceSeconds)
+        worker.cancelAndWait()
         service.close()
         logger.info("stopped")
     }

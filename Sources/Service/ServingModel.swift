@@ -58,6 +58,7 @@ public enum EncoderFactory {
     public static func encoder(kind: String, weights: [UInt8]) throws -> HashEncoder {
         switch kind {
         case "lsh": return try LSHEncoder.load(weights)
+        case "itq": return try ITQEncoder.load(weights)
         default: throw HashEncoderError.unknownKind(kind)
         }
     }
