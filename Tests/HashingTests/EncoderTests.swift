@@ -154,3 +154,23 @@ final class AugmentationTests: XCTestCase {
         }
     }
 }
+
+final class LSHEncoderTests: XCTestCase {
+    /// The batched encoder must agree with the definition: each output is a projection row · features.
+    func testLSHMatchesDirectProjectionAndRoundTrips() throws {
+        var generator = SplitMix64(seed: 4)
+        let thumbnails = (0..<5).map { _ in (0..<(4 * 4 * 3)).map { _ in UInt8(generator.next() % 256) } }
+        let encoder = LSHEncoder(bits: 7, inputSize: 4, seed: 99)
+        var projectionGenerator = SplitMix64(seed: 99)
+        let projection = (0..<(7 * 48)).map { _ in projectionGenerator.nextGaussian() }
+        let outputs = encoder.encode(thumbnails: thumbnails)
+        for (row, thumbnail) in thumbnails.enumerated() {
+            let features = centredPixelFeatures(thumbnail)
+            for bit in 0..<7 {
+                let expected = (0..<48).reduce(Float(0)) { $0 + projection[bit * 48 + $1] * features[$1] }
+                XCTAssertEqual(outputs[row][bit], expected, accuracy: 1e-4)
+            }
+        }
+        XCTAssertEqual(try LSHEncoder.load(encoder.serialized()).encode(thumbnails: thumbnails), outputs)
+    }
+}
