@@ -20,18 +20,25 @@ public struct LSHEncoder: HashEncoder {
         projection = (0..<(bits * dimension)).map { _ in generator.nextGaussian() }
     }
 
+    /// One matrix product per chunk of thumbnails (features × projectionᵀ) through OpenBLAS.
     public func encode(thumbnails: [[UInt8]]) -> [[Float]] {
         let dimension = inputSize * inputSize * 3
-        return thumbnails.map { thumbnail in
-            precondition(thumbnail.count == dimension, "thumbnail has \(thumbnail.count) bytes, expected \(dimension)")
-            let features = centredPixelFeatures(thumbnail)
-            return (0..<bits).map { bit in
-                var sum: Float = 0
-                let row = bit * dimension
-                for index in 0..<dimension { sum += projection[row + index] * features[index] }
-                return sum
+        var result: [[Float]] = []
+        result.reserveCapacity(thumbnails.count)
+        var start = 0
+        while start < thumbnails.count {
+            let end = min(start + 2_048, thumbnails.count)
+            var features = [Float]()
+            features.reserveCapacity((end - start) * dimension)
+            for thumbnail in thumbnails[start..<end] {
+                precondition(thumbnail.count == dimension, "thumbnail has \(thumbnail.count) bytes, expected \(dimension)")
+                features.append(contentsOf: centredPixelFeatures(thumbnail))
             }
+            let outputs = matrixProduct(features, projection, transposeB: true, m: end - start, n: bits, k: dimension)
+            for row in 0..<(end - start) { result.append(Array(outputs[(row * bits)..<((row + 1) * bits)])) }
+            start = end
         }
+        return result
     }
 
     /// The projection is derived from the seed, so the model is just its parameters.

@@ -1,0 +1,171 @@
+import Foundation
+
+/// Why the evaluation data could not be assembled.
+public enum EvaluationDataError: Error, CustomStringConvertible {
+    case tooFewQueries(label: Int, found: Int, wanted: Int)
+    case imageSizeMismatch(train: String, test: String)
+
+    public var description: String {
+        switch self {
+        case .tooFewQueries(let label, let found, let wanted):
+            return "the test split holds only \(found) images of class \(label), the protocol needs \(wanted) queries per class"
+        case .imageSizeMismatch(let train, let test):
+            return "train images are \(train) but test images are \(test); both splits must have one size"
+        }
+    }
+}
+
+/// The retrieval protocol of the project's evaluation page, applied to an MNIST-style dataset:
+/// all images are the train split then the test split; queries are, for each class in order, the first
+/// `queriesPerClass` test images of that class in file order; the database is every other image; the
+/// training set is the first `trainingCount` train images. No random numbers are involved.
+public struct EvaluationProtocol: Sendable {
+    /// Every image, train split first: 28×28 grayscale bytes each for Fashion-MNIST.
+    public let images: IDXImages
+    /// The label of every image, in the order of `images`.
+    public let labels: [UInt8]
+    /// How many images come from the train split (they occupy indices `0..<trainCount`).
+    public let trainCount: Int
+    /// Indices into `images` of the queries, class by class.
+    public let queryIndices: [Int]
+    /// Indices into `images` of the database, ascending.
+    public let databaseIndices: [Int]
+    /// Indices into `images` of the training set.
+    public let trainingIndices: [Int]
+
+    /// The Debian `dataset-fashion-mnist` location.
+    public static let fashionMNISTDirectory = "/usr/share/datasets/fashion-mnist"
+
+    /// Builds the split from images and labels already read (train first, then test).
+    public init(
+        images: IDXImages, labels: [UInt8], trainCount: Int,
+        queriesPerClass: Int = 100, classCount: Int = 10, trainingCount: Int = 5_000
+    ) throws {
+        guard images.count == labels.count else { throw IDXError.countMismatch(images: images.count, labels: labels.count) }
+        self.images = images
+        self.labels = labels
+        self.trainCount = trainCount
+        var perClass = [[Int]](repeating: [], count: classCount)
+        for index in trainCount..<images.count {
+            let label = Int(labels[index])
+            if label < classCount, perClass[label].count < queriesPerClass { perClass[label].append(index) }
+        }
+        for (label, members) in perClass.enumerated() where members.count < queriesPerClass {
+            throw EvaluationDataError.tooFewQueries(label: label, found: members.count, wanted: queriesPerClass)
+        }
+        queryIndices = perClass.flatMap { $0 }
+        var isQuery = [Bool](repeating: false, count: images.count)
+        for index in queryIndices { isQuery[index] = true }
+        databaseIndices = (0..<images.count).filter { !isQuery[$0] }
+        trainingIndices = Array(0..<min(trainingCount, trainCount))
+    }
+
+    /// Reads the four IDX files (`train-images-idx3-ubyte.gz` and so on) from `directory` and builds the split.
+    public static func load(
+        directory: String = fashionMNISTDirectory,
+        queriesPerClass: Int = 100, trainingCount: Int = 5_000
+    ) throws -> EvaluationProtocol {
+        func path(_ name: String) -> String {
+            let compressed = directory + "/" + name + ".gz"
+            return FileManager.default.fileExists(atPath: compressed) ? compressed : directory + "/" + name
+        }
+        let trainImages = try IDXReader.readImages(path: path("train-images-idx3-ubyte"))
+        let trainLabels = try IDXReader.readLabels(path: path("train-labels-idx1-ubyte"))
+        let testImages = try IDXReader.readImages(path: path("t10k-images-idx3-ubyte"))
+        let testLabels = try IDXReader.readLabels(path: path("t10k-labels-idx1-ubyte"))
+        guard trainImages.count == trainLabels.count else {
+            throw IDXError.countMismatch(images: trainImages.count, labels: trainLabels.count)
+        }
+        guard trainImages.rows == testImages.rows, trainImages.columns == testImages.columns else {
+            throw EvaluationDataError.imageSizeMismatch(
+                train: "\(trainImages.rows)×\(trainImages.columns)", test: "\(testImages.rows)×\(testImages.columns)")
+        }
+        let all = IDXImages(
+            count: trainImages.count + testImages.count, rows: trainImages.rows, columns: trainImages.columns,
+            pixels: trainImages.pixels + testImages.pixels)
+        return try EvaluationProtocol(
+            images: all, labels: trainLabels + testLabels, trainCount: trainImages.count,
+            queriesPerClass: queriesPerClass, trainingCount: trainingCount)
+    }
+
+    /// The thumbnail (`inputSize`×`inputSize` RGB bytes, interleaved) of image `index`, in the format
+    /// `HashEncoder.encode(thumbnails:)` takes.
+    public func thumbnail(_ index: Int, inputSize: Int = 32) -> [UInt8] {
+        grayThumbnail(Array(images.image(index)), width: images.columns, height: images.rows, size: inputSize)
+    }
+
+    /// Thumbnails of the given images.
+    public func thumbnails(_ indices: [Int], inputSize: Int = 32) -> [[UInt8]] {
+        let resampler = AreaResampler(source: images.columns, target: inputSize)
+        let verticalResampler = AreaResampler(source: images.rows, target: inputSize)
+        return indices.map { index in
+            let gray = resizeGray(Array(images.image(index)), width: images.columns, height: images.rows,
+                                  horizontal: resampler, vertical: verticalResampler)
+            return replicateToRGB(gray)
+        }
+    }
+
+    /// The labels of the given images.
+    public func labels(of indices: [Int]) -> [UInt8] { indices.map { labels[$0] } }
+}
+
+/// Weights of a 1-D box-filter (area-averaging) resampling from `source` to `target` samples: output
+/// sample `i` covers the input interval `[i·source/target, (i+1)·source/target)` and averages the input
+/// samples by how much of each lies inside it. Works both for shrinking and enlarging.
+struct AreaResampler {
+    /// For each output sample, the (input index, weight) pairs; weights sum to 1.
+    let taps: [[(index: Int, weight: Float)]]
+
+    init(source: Int, target: Int) {
+        let scale = Double(source) / Double(target)
+        taps = (0..<target).map { output in
+            let start = Double(output) * scale, end = Double(output + 1) * scale
+            var result: [(Int, Float)] = []
+            var input = Int(start.rounded(.down))
+            while Double(input) < end && input < source {
+                let overlap = min(end, Double(input + 1)) - max(start, Double(input))
+                if overlap > 1e-12 { result.append((input, Float(overlap / scale))) }
+                input += 1
+            }
+            return result
+        }
+    }
+}
+
+/// Resizes a grayscale image with separable area averaging, rounding to the nearest byte.
+func resizeGray(_ pixels: [UInt8], width: Int, height: Int, horizontal: AreaResampler, vertical: AreaResampler) -> [UInt8] {
+    let outWidth = horizontal.taps.count, outHeight = vertical.taps.count
+    var rows = [Float](repeating: 0, count: height * outWidth)
+    for y in 0..<height {
+        for (x, taps) in horizontal.taps.enumerated() {
+            var sum: Float = 0
+            for tap in taps { sum += tap.weight * Float(pixels[y * width + tap.index]) }
+            rows[y * outWidth + x] = sum
+        }
+    }
+    var result = [UInt8](repeating: 0, count: outWidth * outHeight)
+    for (y, taps) in vertical.taps.enumerated() {
+        for x in 0..<outWidth {
+            var sum: Float = 0
+            for tap in taps { sum += tap.weight * rows[tap.index * outWidth + x] }
+            result[y * outWidth + x] = UInt8(min(255, max(0, sum.rounded())))
+        }
+    }
+    return result
+}
+
+/// Replicates gray bytes into interleaved RGB.
+func replicateToRGB(_ gray: [UInt8]) -> [UInt8] {
+    var result = [UInt8](repeating: 0, count: gray.count * 3)
+    for (index, value) in gray.enumerated() {
+        result[3 * index] = value; result[3 * index + 1] = value; result[3 * index + 2] = value
+    }
+    return result
+}
+
+/// A `size`×`size` RGB thumbnail of a grayscale image: area-averaged resize, gray replicated to three channels.
+public func grayThumbnail(_ pixels: [UInt8], width: Int, height: Int, size: Int) -> [UInt8] {
+    replicateToRGB(resizeGray(
+        pixels, width: width, height: height,
+        horizontal: AreaResampler(source: width, target: size), vertical: AreaResampler(source: height, target: size)))
+}

@@ -1,3 +1,0 @@
-import XCTest
-@testable import Hashing
-final class HashingPlaceholderTests: XCTestCase { func testBuilds() {} }
