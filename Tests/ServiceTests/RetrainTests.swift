@@ -90,7 +90,7 @@ final class RetrainTests: XCTestCase {
         })
         defer { running.stop() }
         let client = running.client
-        var ids = try upload(client, seeds: 0..<200)
+        let before = try upload(client, seeds: 0..<200)
 
         let started = try admin(client, "POST", "/v1/admin/retrain", body: "{\"kind\":\"itq\",\"bits\":32}")
         XCTAssertEqual(started.status, 202, started.text)
@@ -119,7 +119,7 @@ final class RetrainTests: XCTestCase {
         for worker in 0..<2 {
             DispatchQueue.global().async(group: traffic) {
                 while !stop.read({ $0 }) {
-                    let response = try? client.request("GET", "/v1/images/\(ids[worker]!)/similar?k=5")
+                    let response = try? client.request("GET", "/v1/images/\(before[worker]!)/similar?k=5")
                     if response?.status != 200 || (response?.json["results"] as? [[String: Any]] ?? []).isEmpty {
                         failures.update { $0.append("search failed: \(response?.status ?? 0) \(response?.text ?? "")") }
                     }
@@ -136,7 +136,7 @@ final class RetrainTests: XCTestCase {
         XCTAssertEqual(job["model_version"] as? Int, 2)
         XCTAssertEqual(failures.read { $0 }, [])
 
-        ids.merge(during.read { $0 }) { first, _ in first }
+        let ids = before.merging(during.read { $0 }) { first, _ in first }
         XCTAssertGreaterThan(during.read { $0.count }, 0, "some uploads happened during the retrain")
         for (seed, id) in ids {
             let search = try client.request("POST", "/v1/search?k=5", body: try TestImages.png(seed: UInt64(seed)))

@@ -90,11 +90,11 @@ final class RunningServer {
     init(directory: URL? = nil, configure: (inout Configuration) -> Void = { _ in },
          trainers: ((Configuration) -> [ModelTrainer])? = nil) throws {
         self.directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("dsch-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         var configuration = Configuration()
         configuration.server.host = "127.0.0.1"
         configuration.server.port = 0
-        configuration.database.path = directory.appendingPathComponent("dsch.sqlite").path
+        configuration.database.path = self.directory.appendingPathComponent("dsch.sqlite").path
         configure(&configuration)
         server = try DschServer(configuration: configuration, logger: Logger(sink: { _ in }), trainers: trainers?(configuration))
         try server.start()
