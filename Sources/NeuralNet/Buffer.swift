@@ -22,7 +22,11 @@ final class Buffer {
 
     deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 
+    /// Number of allocations so far, read by tests that check a steady loop allocates nothing.
+    nonisolated(unsafe) static var allocationCount = 0
+
     private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        allocationCount += 1
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
         return raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
