@@ -1,9 +1,22 @@
-/// Scratch memory shared by the layers of one network, which run one at a time.
+/// Scratch memory shared by the layers of one network, which run one at a time; one set per worker
+/// thread.
 final class Workspace {
-    /// im2col columns (and their gradient during backward).
-    let columns = Buffer()
-    /// Matrix-product output in channel-major layout before it is scattered into NCHW.
-    let product = Buffer()
+    /// im2col columns of one image (and their gradient during backward), per worker.
+    private(set) var columns: [Buffer] = []
+    /// Partial weight gradients of workers other than the first, which adds into the parameter directly.
+    private(set) var weightGradients: [Buffer] = []
+
+    /// Makes sure `workers` sets of scratch exist with at least the given sizes.
+    func prepare(workers: Int, columnCount: Int, weightCount: Int) {
+        while columns.count < workers {
+            columns.append(Buffer())
+            weightGradients.append(Buffer())
+        }
+        for worker in 0..<workers {
+            columns[worker].reshape([columnCount])
+            weightGradients[worker].reshape([weightCount])
+        }
+    }
 }
 
 /// A network layer with an explicit forward and backward pass.
@@ -18,7 +31,10 @@ public class Layer {
     private var standaloneSpare = Buffer()
     var lastOutputShape: [Int]?
 
-    init() {}
+    init() {
+        // Fixes the thread configuration (OpenBLAS single-threaded) before any product runs.
+        _ = ComputeThreads.workerCount
+    }
 
     /// Architecture line recorded in model files; it names the layer and every hyper-parameter.
     public var architectureDescription: String { fatalError("subclasses describe themselves") }
