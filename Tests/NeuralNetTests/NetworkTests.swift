@@ -7,7 +7,7 @@ final class NetworkTests: XCTestCase {
         try Sequential.dschEncoder(EncoderConfiguration(bits: bits, widths: [4, 8, 8], hiddenWidth: 16, inputSize: 8), seed: seed)
     }
 
-    /// Fails whenever any backward pass is wrong: the loss must fall by two orders of magnitude.
+    /// Fails whenever a backward pass is wrong: the loss must fall by six orders of magnitude.
     func testSmallNetworkOverfitsAFixedBatch() throws {
         let network = try smallEncoder(bits: 6)
         let input = GradientCheck.randomTensor([8, 3, 8, 8], seed: 3)
@@ -31,7 +31,9 @@ final class NetworkTests: XCTestCase {
         let initial = try step()
         var final = initial
         for _ in 0..<300 { final = try step() }
-        XCTAssertLessThan(final, initial / 100, "loss went from \(initial) to \(final)")
+        // A correct network reaches about 1e-12 × the initial loss; a batch norm backward missing one
+        // term still learns but stalls near 4e-3 ×, which this bound must reject.
+        XCTAssertLessThan(final, initial * 1e-6, "loss went from \(initial) to \(final)")
     }
 
     func testEncoderShapesAndReproducibleInitialisation() throws {
