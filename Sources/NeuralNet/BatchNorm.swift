@@ -125,13 +125,8 @@ public class BatchNorm: Layer {
                         var sumGradient = 0.0, sumProduct = 0.0
                         for sample in 0..<batch {
                             let offset = (sample * channels + channel) * size
-                            var s: Float = 0, p: Float = 0
-                            for index in 0..<size {
-                                var g = dy[offset + index]
-                                if clamp && y[offset + index] <= 0 { g = 0 }
-                                s += g
-                                p += g * (x[offset + index] - mean)
-                            }
+                            let (s, p) = BatchNorm.gradientMoments(
+                                dy + offset, output: y + offset, input: x + offset, count: size, mean: mean, masked: clamp)
                             sumGradient += Double(s)
                             sumProduct += Double(p)
                         }
@@ -145,18 +140,69 @@ public class BatchNorm: Layer {
                         let meanProduct = training ? productSum / count : 0
                         for sample in 0..<batch {
                             let offset = (sample * channels + channel) * size
-                            for index in 0..<size {
-                                var g = dy[offset + index]
-                                if clamp && y[offset + index] <= 0 { g = 0 }
-                                let normalised = (x[offset + index] - mean) * inverse
-                                dx[offset + index] = a * (g - meanGradient - normalised * meanProduct)
-                            }
+                            BatchNorm.inputGradient(
+                                dy + offset, output: y + offset, input: x + offset, into: dx + offset, count: size,
+                                mean: mean, inverse: inverse, scale: a, meanGradient: meanGradient,
+                                meanProduct: meanProduct, masked: clamp)
                         }
                     }
                 }
             }
         }
         return needsInputGradient ? spare : nil
+    }
+}
+
+extension BatchNorm {
+    /// (Σ g, Σ g·(x − mean)) over one run, g being the output gradient masked by the fused ReLU.
+    @inline(__always)
+    static func gradientMoments(
+        _ dy: UnsafeMutablePointer<Float>, output y: UnsafeMutablePointer<Float>, input x: UnsafeMutablePointer<Float>,
+        count: Int, mean: Float, masked: Bool
+    ) -> (Float, Float) {
+        var sums = SIMD8<Float>(), products = SIMD8<Float>()
+        let means = SIMD8<Float>(repeating: mean)
+        var index = 0
+        while index + 8 <= count {
+            var g = load8(dy, index)
+            if masked { g.replace(with: 0, where: load8(y, index) .<= 0) }
+            sums += g
+            products += g * (load8(x, index) - means)
+            index += 8
+        }
+        var s = sums.sum(), p = products.sum()
+        while index < count {
+            let g = masked && y[index] <= 0 ? 0 : dy[index]
+            s += g
+            p += g * (x[index] - mean)
+            index += 1
+        }
+        return (s, p)
+    }
+
+    /// dx = scale · (g − meanGradient − x̂ · meanProduct) over one run.
+    @inline(__always)
+    static func inputGradient(
+        _ dy: UnsafeMutablePointer<Float>, output y: UnsafeMutablePointer<Float>, input x: UnsafeMutablePointer<Float>,
+        into dx: UnsafeMutablePointer<Float>, count: Int, mean: Float, inverse: Float, scale: Float,
+        meanGradient: Float, meanProduct: Float, masked: Bool
+    ) {
+        let means = SIMD8<Float>(repeating: mean), inverses = SIMD8<Float>(repeating: inverse)
+        let scales = SIMD8<Float>(repeating: scale), meanGradients = SIMD8<Float>(repeating: meanGradient)
+        let meanProducts = SIMD8<Float>(repeating: meanProduct)
+        var index = 0
+        while index + 8 <= count {
+            var g = load8(dy, index)
+            if masked { g.replace(with: 0, where: load8(y, index) .<= 0) }
+            let normalised = (load8(x, index) - means) * inverses
+            store8(scales * (g - meanGradients - normalised * meanProducts), dx, index)
+            index += 8
+        }
+        while index < count {
+            let g = masked && y[index] <= 0 ? 0 : dy[index]
+            dx[index] = scale * (g - meanGradient - (x[index] - mean) * inverse * meanProduct)
+            index += 1
+        }
     }
 }
 

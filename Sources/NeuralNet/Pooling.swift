@@ -46,6 +46,41 @@ public final class MaxPool2d: Layer {
                 for plane in range {
                     let source = x + plane * height * width
                     let base = plane * outHeight * outWidth
+                    if kernel == 2 && stride == 2 {
+                        // The encoder's pooling: four candidates, no inner loops.
+                        for oy in 0..<outHeight {
+                            let top = 2 * oy * width
+                            var ox = 0
+                            while ox + 8 <= outWidth && width >= 2 * ox + 16 {
+                                let first = top + 2 * ox
+                                let upper = UnsafeRawPointer(source + first).loadUnaligned(as: SIMD16<Float>.self)
+                                let lower = UnsafeRawPointer(source + first + width).loadUnaligned(as: SIMD16<Float>.self)
+                                let a = upper.evenHalf, b = upper.oddHalf, c = lower.evenHalf, d = lower.oddHalf
+                                let columns = SIMD8<Int32>(repeating: Int32(first)) &+ SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
+                                let takeB = b .> a, takeD = d .> c
+                                let left = a.replacing(with: b, where: takeB)
+                                let right = c.replacing(with: d, where: takeD)
+                                let leftIndex = columns.replacing(with: columns &+ 1, where: takeB)
+                                let rightIndex = (columns &+ Int32(width)).replacing(with: columns &+ Int32(width + 1), where: takeD)
+                                let takeRight = right .> left
+                                let target = base + oy * outWidth + ox
+                                UnsafeMutableRawPointer(y + target).storeBytes(of: left.replacing(with: right, where: takeRight), as: SIMD8<Float>.self)
+                                UnsafeMutableRawPointer(indices + target).storeBytes(
+                                    of: leftIndex.replacing(with: rightIndex, where: takeRight), as: SIMD8<Int32>.self)
+                                ox += 8
+                            }
+                            while ox < outWidth {
+                                let a = top + 2 * ox, b = a + 1, c = a + width, d = c + 1
+                                let left = source[b] > source[a] ? b : a
+                                let right = source[d] > source[c] ? d : c
+                                let best = source[right] > source[left] ? right : left
+                                y[base + oy * outWidth + ox] = source[best]
+                                indices[base + oy * outWidth + ox] = Int32(best)
+                                ox += 1
+                            }
+                        }
+                        continue
+                    }
                     for oy in 0..<outHeight {
                         for ox in 0..<outWidth {
                             var best = oy * stride * width + ox * stride

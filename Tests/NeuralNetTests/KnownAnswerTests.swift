@@ -44,6 +44,29 @@ final class KnownAnswerTests: XCTestCase {
         assertEqual(gradient.storage, [0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 3, 0, 0, 4])
     }
 
+    func testVectorisedMaxPoolMatchesBruteForceOnWideRows() throws {
+        // Rows of 36 pixels take the eight-wide path for 16 outputs and the scalar path for the last 2.
+        let input = GradientCheck.randomTensor([2, 3, 6, 36], seed: 21)
+        let layer = try MaxPool2d(kernelSize: 2)
+        let output = try layer.forward(input, training: true)
+        XCTAssertEqual(output.shape, [2, 3, 3, 18])
+        var expected: [Float] = []
+        var expectedGradient = [Float](repeating: 0, count: input.count)
+        for plane in 0..<6 {
+            for oy in 0..<3 {
+                for ox in 0..<18 {
+                    let candidates = [(0, 0), (0, 1), (1, 0), (1, 1)].map { plane * 216 + (2 * oy + $0.0) * 36 + 2 * ox + $0.1 }
+                    let best = candidates.max { input.storage[$0] < input.storage[$1] }!
+                    expected.append(input.storage[best])
+                    expectedGradient[best] += Float(expected.count)
+                }
+            }
+        }
+        assertEqual(output.storage, expected, accuracy: 0)
+        let gradient = try layer.backward(try Tensor(shape: output.shape, storage: (1...output.count).map(Float.init)))
+        assertEqual(gradient.storage, expectedGradient, accuracy: 0)
+    }
+
     func testBatchNormStatisticsAndRunningAverages() throws {
         let layer = try BatchNorm2d(channels: 2)
         // Channel 0 holds 1, 3, 5, 7 (mean 4, biased variance 5); channel 1 holds 2, 2, 2, 2.
