@@ -163,6 +163,10 @@ public final class Conv2d: Layer {
     /// Lays out every receptive field of one image as a column of `columns[rows, outPixels]`, with
     /// zeros where the kernel overhangs the input.
     private static func im2col(_ g: Geometry, image source: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>) {
+        if g.stride == 1 && g.outWidth == g.width {
+            im2colSameWidth(g, image: source, columns: columns)
+            return
+        }
         for channel in 0..<g.channels {
             let plane = source + channel * g.inPixels
             for ky in 0..<g.kernelHeight {
@@ -187,6 +191,42 @@ public final class Conv2d: Layer {
                         } else {
                             for ox in span { line[ox] = sourceLine[ox * g.stride] }
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// im2col for stride 1 with output rows as wide as input rows (the encoder's "same" 3×3
+    /// convolutions): each kernel tap's column rows are one shifted contiguous copy of the input plane,
+    /// after which the entries that wrapped around a row edge are reset to the padding's zeros.
+    private static func im2colSameWidth(_ g: Geometry, image source: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>) {
+        let width = g.width
+        for channel in 0..<g.channels {
+            let plane = source + channel * g.inPixels
+            for ky in 0..<g.kernelHeight {
+                let firstRow = max(0, g.padding - ky), endRow = min(g.outHeight, g.height + g.padding - ky)
+                for kx in 0..<g.kernelWidth {
+                    let row = (channel * g.kernelHeight + ky) * g.kernelWidth + kx
+                    let target = columns + row * g.outPixels
+                    guard firstRow < endRow else {
+                        target.update(repeating: 0, count: g.outPixels)
+                        continue
+                    }
+                    if firstRow > 0 { target.update(repeating: 0, count: firstRow * width) }
+                    if endRow < g.outHeight { (target + endRow * width).update(repeating: 0, count: (g.outHeight - endRow) * width) }
+                    let shift = kx - g.padding
+                    let count = (endRow - firstRow) * width
+                    let head = max(0, -shift), tail = max(0, shift)
+                    let destination = target + firstRow * width
+                    let origin = plane + (firstRow - g.padding + ky) * width + shift
+                    if count - tail > head { (destination + head).update(from: origin + head, count: count - tail - head) }
+                    // Output column ox reads input column ox + shift, which must lie in 0..<width.
+                    let lowEdge = min(max(-shift, 0), width), highEdge = max(min(width - shift, width), 0)
+                    for outRow in firstRow..<endRow {
+                        let line = target + outRow * width
+                        for column in 0..<lowEdge { line[column] = 0 }
+                        for column in highEdge..<width { line[column] = 0 }
                     }
                 }
             }

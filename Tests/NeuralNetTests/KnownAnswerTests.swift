@@ -22,6 +22,16 @@ final class KnownAnswerTests: XCTestCase {
         assertEqual(output.storage, [37.5, 47.5, 67.5, 77.5])
     }
 
+    func testSamePaddedConvolutionBoxSumAndShiftedTap() throws {
+        var generator = SeededGenerator(seed: 0)
+        let layer = try Conv2d(inChannels: 1, outChannels: 3, kernelSize: 3, padding: 1, bias: false, generator: &generator)
+        // Filters: all ones (box sums), the top-left tap only (shift down-right), the bottom-right tap only.
+        layer.weight.values = [Float](repeating: 1, count: 9) + [1, 0, 0, 0, 0, 0, 0, 0, 0] + [0, 0, 0, 0, 0, 0, 0, 0, 1]
+        let input = try Tensor(shape: [1, 1, 3, 3], storage: (1...9).map(Float.init))
+        let output = try layer.forward(input, training: false)
+        assertEqual(output.storage, [12, 21, 16, 27, 45, 33, 24, 39, 28] + [0, 0, 0, 0, 1, 2, 0, 4, 5] + [5, 6, 0, 8, 9, 0, 0, 0, 0])
+    }
+
     func testPaddedStridedConvolutionOverABatchAndTwoFilters() throws {
         var generator = SeededGenerator(seed: 0)
         let layer = try Conv2d(inChannels: 1, outChannels: 2, kernelSize: 3, stride: 2, padding: 1, bias: false, generator: &generator)
