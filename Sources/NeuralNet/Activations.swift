@@ -9,6 +9,8 @@ public final class ReLU: Layer {
 
     public override var architectureDescription: String { "ReLU" }
 
+    override func makeReplica() throws -> Layer { ReLU() }
+
     public override func outputShape(for inputShape: [Int]) throws -> [Int] {
         try Tensor.validate(shape: inputShape)
         return inputShape
@@ -42,6 +44,8 @@ public final class Tanh: Layer {
     public override init() { super.init() }
 
     public override var architectureDescription: String { "Tanh" }
+
+    override func makeReplica() throws -> Layer { Tanh() }
 
     public override func outputShape(for inputShape: [Int]) throws -> [Int] {
         try Tensor.validate(shape: inputShape)

@@ -217,6 +217,8 @@ public final class BatchNorm2d: BatchNorm {
         "BatchNorm2d(channels: \(channels), momentum: \(momentum), epsilon: \(epsilon))"
     }
 
+    override func makeReplica() throws -> Layer { try BatchNorm2d(channels: channels, momentum: momentum, epsilon: epsilon) }
+
     public override func outputShape(for inputShape: [Int]) throws -> [Int] {
         guard inputShape.count == 4, inputShape[1] == channels, inputShape.allSatisfy({ $0 > 0 }) else {
             throw NeuralNetError.shapeMismatch(layer: architectureDescription, expected: "[N, \(channels), H, W]", actual: inputShape)
@@ -235,6 +237,8 @@ public final class BatchNorm1d: BatchNorm {
     public override var architectureDescription: String {
         "BatchNorm1d(features: \(channels), momentum: \(momentum), epsilon: \(epsilon))"
     }
+
+    override func makeReplica() throws -> Layer { try BatchNorm1d(features: channels, momentum: momentum, epsilon: epsilon) }
 
     public override func outputShape(for inputShape: [Int]) throws -> [Int] {
         guard inputShape.count == 2, inputShape[1] == channels, inputShape.allSatisfy({ $0 > 0 }) else {

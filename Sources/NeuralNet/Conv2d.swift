@@ -53,6 +53,13 @@ public final class Conv2d: Layer {
 
     public override var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
 
+    override func makeReplica() throws -> Layer {
+        var generator = SeededGenerator(seed: 0)
+        return try Conv2d(
+            inChannels: inChannels, outChannels: outChannels, kernelSize: kernelHeight, stride: stride,
+            padding: padding, bias: bias != nil, generator: &generator)
+    }
+
     public override func outputShape(for inputShape: [Int]) throws -> [Int] {
         try requireRank(inputShape, 4, layer: self, expected: "[N, \(inChannels), H, W]")
         let height = (inputShape[2] + 2 * padding - kernelHeight) / stride + 1

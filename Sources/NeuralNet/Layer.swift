@@ -70,6 +70,9 @@ public class Layer {
         return result.tensor()
     }
 
+    /// A new layer with the same architecture and fresh buffers; values are copied by the caller.
+    func makeReplica() throws -> Layer { fatalError("subclasses replicate themselves") }
+
     // MARK: Buffer-level interface used by Sequential.
 
     /// Computes the output for an input whose shape was already validated. May return `input` itself

@@ -33,6 +33,11 @@ public final class Linear: Layer {
 
     public override var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
 
+    override func makeReplica() throws -> Layer {
+        var generator = SeededGenerator(seed: 0)
+        return try Linear(inFeatures: inFeatures, outFeatures: outFeatures, bias: bias != nil, generator: &generator)
+    }
+
     public override func outputShape(for inputShape: [Int]) throws -> [Int] {
         guard inputShape.count >= 2, inputShape.allSatisfy({ $0 > 0 }),
               inputShape.dropFirst().reduce(1, *) == inFeatures else {

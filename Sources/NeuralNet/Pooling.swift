@@ -21,6 +21,8 @@ public final class MaxPool2d: Layer {
 
     public override var architectureDescription: String { "MaxPool2d(kernel: \(kernelSize), stride: \(stride))" }
 
+    override func makeReplica() throws -> Layer { try MaxPool2d(kernelSize: kernelSize, stride: stride) }
+
     public override func outputShape(for inputShape: [Int]) throws -> [Int] {
         try requireRank(inputShape, 4, layer: self, expected: "[N, C, H, W] with H, W ≥ \(kernelSize)")
         guard inputShape[2] >= kernelSize, inputShape[3] >= kernelSize else {
@@ -132,6 +134,8 @@ public final class GlobalAvgPool: Layer {
     public override init() { super.init() }
 
     public override var architectureDescription: String { "GlobalAvgPool" }
+
+    override func makeReplica() throws -> Layer { GlobalAvgPool() }
 
     public override func outputShape(for inputShape: [Int]) throws -> [Int] {
         try requireRank(inputShape, 4, layer: self, expected: "[N, C, H, W]")

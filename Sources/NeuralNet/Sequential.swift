@@ -2,8 +2,8 @@
 ///
 /// Activations live in buffers owned by the layers and are reused from call to call, so a steady
 /// loop allocates only the returned output tensor. An instance keeps per-call state: it is **not**
-/// safe to call from several threads at once. Serialise calls, or give each thread its own copy
-/// (build the same architecture and `load` the same bytes).
+/// safe to call from several threads at once, even for inference. Serialise calls, or give each
+/// thread its own `replica()`.
 public final class Sequential {
     /// Whether layers use batch statistics and keep state for backward (training) or not (inference).
     public enum Mode: Sendable { case training, inference }
@@ -45,6 +45,15 @@ public final class Sequential {
         }
         self.executed = executed
         if let sampleShape { _ = try outputShape(for: [1] + sampleShape) }
+    }
+
+    /// An independent network with the same architecture, parameters, running statistics and mode,
+    /// and its own buffers: the way to run inference on several threads at once (one replica each).
+    public func replica() throws -> Sequential {
+        let copy = try Sequential(layers.map { try $0.makeReplica() }, sampleShape: sampleShape)
+        try copy.load(from: serialized())
+        copy.mode = mode
+        return copy
     }
 
     /// Trainable parameters of every layer, in layer order.

@@ -74,6 +74,23 @@ final class NetworkTests: XCTestCase {
         XCTAssertEqual(restored.serialized(), bytes)
     }
 
+    func testReplicasRunConcurrentlyWithIdenticalResults() throws {
+        let network = try smallEncoder()
+        network.mode = .inference
+        let input = GradientCheck.randomTensor([3, 3, 8, 8], seed: 8)
+        let expected = try network.forward(input).storage
+        let replicas = try (0..<4).map { _ in try network.replica() }
+        let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: replicas.count)
+        DispatchQueue.concurrentPerform(iterations: replicas.count) { index in
+            var output: [Float] = []
+            for _ in 0..<20 { output = (try? replicas[index].forward(input).storage) ?? [] }
+            (results.baseAddress! + index).initialize(to: output)
+        }
+        for index in 0..<replicas.count { XCTAssertEqual(results[index], expected, "replica \(index)") }
+        _ = results.deinitialize()
+        results.deallocate()
+    }
+
     func testLoadingRejectsOtherArchitecturesCorruptionAndTruncation() throws {
         let network = try smallEncoder(bits: 8)
         let bytes = network.serialized()

@@ -87,6 +87,10 @@ func runNeuralNetBenchmark(arguments: [String]) throws {
     row("inference, batch \(stepBatch)", batched, "batch_inference_images_per_second")
     row("inference, single image", singleRate, "single_inference_images_per_second")
     print(String(format: "peak resident memory after training steps: %.0f MB", peakMegabytes))
+    if let load = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) {
+        // Other work on the machine skews both columns; the load average says how much there was.
+        print("load average (1, 5, 15 min): \(load.split(separator: " ").prefix(3).joined(separator: ", "))")
+    }
 }
 
 /// A command-line mistake in the benchmark's options.
