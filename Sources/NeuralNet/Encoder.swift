@@ -1,0 +1,57 @@
+/// Hyper-parameters of the default DSCH encoder.
+public struct EncoderConfiguration: Sendable, Equatable {
+    /// Code length K: width of the tanh output.
+    public var bits: Int
+    /// Channels (c1, c2, c3) of the three convolution stages.
+    public var widths: [Int]
+    /// Width of the hidden fully connected layer.
+    public var hiddenWidth: Int
+    /// Input channels (3 for RGB).
+    public var inputChannels: Int
+    /// Input height and width; a multiple of 4 because of the two 2×2 poolings.
+    public var inputSize: Int
+
+    /// The design's defaults: 64 bits, widths 32/64/128, hidden 256, 3×32×32 input.
+    public init(bits: Int = 64, widths: [Int] = [32, 64, 128], hiddenWidth: Int = 256, inputChannels: Int = 3, inputSize: Int = 32) {
+        self.bits = bits
+        self.widths = widths
+        self.hiddenWidth = hiddenWidth
+        self.inputChannels = inputChannels
+        self.inputSize = inputSize
+    }
+}
+
+extension Sequential {
+    /// The default DSCH encoder: `[conv3×3 c1, BN, ReLU]×2, maxpool2, [conv3×3 c2, BN, ReLU]×2,
+    /// maxpool2, conv3×3 c3, BN, ReLU, global average pool, linear→hidden, ReLU, linear→bits, tanh`,
+    /// He-initialised from `seed` (the same seed gives the same weights).
+    public static func dschEncoder(_ configuration: EncoderConfiguration = EncoderConfiguration(), seed: UInt64 = 0) throws -> Sequential {
+        let c = configuration
+        guard c.widths.count == 3, c.widths.allSatisfy({ $0 > 0 }), c.bits > 0, c.hiddenWidth > 0, c.inputChannels > 0 else {
+            throw NeuralNetError.invalidConfiguration("the encoder needs three positive widths and positive bits, hidden width and input channels")
+        }
+        guard c.inputSize >= 4, c.inputSize % 4 == 0 else {
+            throw NeuralNetError.invalidConfiguration("the encoder's input size must be a positive multiple of 4, got \(c.inputSize)")
+        }
+        var generator = SeededGenerator(seed: seed)
+        var layers: [Layer] = []
+        func block(_ input: Int, _ output: Int) throws {
+            layers.append(try Conv2d(inChannels: input, outChannels: output, kernelSize: 3, padding: 1, bias: false, generator: &generator))
+            layers.append(try BatchNorm2d(channels: output))
+            layers.append(ReLU())
+        }
+        try block(c.inputChannels, c.widths[0])
+        try block(c.widths[0], c.widths[0])
+        layers.append(try MaxPool2d(kernelSize: 2))
+        try block(c.widths[0], c.widths[1])
+        try block(c.widths[1], c.widths[1])
+        layers.append(try MaxPool2d(kernelSize: 2))
+        try block(c.widths[1], c.widths[2])
+        layers.append(GlobalAvgPool())
+        layers.append(try Linear(inFeatures: c.widths[2], outFeatures: c.hiddenWidth, generator: &generator))
+        layers.append(ReLU())
+        layers.append(try Linear(inFeatures: c.hiddenWidth, outFeatures: c.bits, generator: &generator))
+        layers.append(Tanh())
+        return try Sequential(layers, sampleShape: [c.inputChannels, c.inputSize, c.inputSize])
+    }
+}

@@ -1,0 +1,130 @@
+/// A chain of layers run in order, with training and inference modes and whole-network gradients.
+///
+/// Activations live in buffers owned by the layers and are reused from call to call, so a steady
+/// loop allocates only the returned output tensor. An instance keeps per-call state: it is **not**
+/// safe to call from several threads at once, even for inference. Serialise calls, or give each
+/// thread its own `replica()`.
+public final class Sequential {
+    /// Whether layers use batch statistics and keep state for backward (training) or not (inference).
+    public enum Mode: Sendable { case training, inference }
+
+    /// The layers in execution order.
+    public let layers: [Layer]
+    /// Expected shape of one sample (e.g. `[3, 32, 32]`), checked on every forward pass when set.
+    public let sampleShape: [Int]?
+    /// Mode used by `forward`; `.training` initially.
+    public var mode: Mode = .training
+
+    private let executed: [Layer]
+    private let workspace = Workspace()
+    private let inputBuffer = Buffer()
+    private let gradientBuffers = (Buffer(), Buffer())
+    private var checkedInputShape: [Int]?
+    private var outputShape: [Int]?
+    private var hasForwardState = false
+
+    /// Chains `layers`; a BatchNorm directly followed by a ReLU is fused into one pass.
+    public init(_ layers: [Layer], sampleShape: [Int]? = nil) throws {
+        guard !layers.isEmpty else { throw NeuralNetError.invalidConfiguration("a Sequential needs at least one layer") }
+        guard Set(layers.map(ObjectIdentifier.init)).count == layers.count else {
+            throw NeuralNetError.invalidConfiguration("a layer instance may appear only once in a Sequential")
+        }
+        self.layers = layers
+        self.sampleShape = sampleShape
+        var executed: [Layer] = []
+        var index = 0
+        while index < layers.count {
+            let layer = layers[index]
+            layer.workspace = workspace
+            if let norm = layer as? BatchNorm, index + 1 < layers.count, layers[index + 1] is ReLU {
+                norm.fusedReLU = true
+                index += 1
+            }
+            executed.append(layer)
+            index += 1
+        }
+        self.executed = executed
+        if let sampleShape { _ = try outputShape(for: [1] + sampleShape) }
+    }
+
+    /// An independent network with the same architecture, parameters, running statistics and mode,
+    /// and its own buffers: the way to run inference on several threads at once (one replica each).
+    public func replica() throws -> Sequential {
+        let copy = try Sequential(layers.map { try $0.makeReplica() }, sampleShape: sampleShape)
+        try copy.load(from: serialized())
+        copy.mode = mode
+        return copy
+    }
+
+    /// Trainable parameters of every layer, in layer order.
+    public var parameters: [Parameter] { layers.flatMap(\.parameters) }
+
+    /// Architecture summary recorded in (and checked against) model files.
+    public var architectureDescription: String {
+        var lines = ["sample: \(sampleShape.map { "\($0)" } ?? "any")"]
+        for (index, layer) in layers.enumerated() { lines.append("\(index): \(layer.architectureDescription)") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Shape of the output for an input of `inputShape`, or the first layer's complaint about it.
+    public func outputShape(for inputShape: [Int]) throws -> [Int] {
+        if let sampleShape, Array(inputShape.dropFirst()) != sampleShape {
+            throw NeuralNetError.shapeMismatch(layer: "network input", expected: "[N] + \(sampleShape)", actual: inputShape)
+        }
+        var shape = inputShape
+        for layer in layers { shape = try layer.outputShape(for: shape) }
+        return shape
+    }
+
+    /// Runs the network on `input` in the current `mode`.
+    public func forward(_ input: Tensor) throws -> Tensor {
+        if input.shape != checkedInputShape {
+            outputShape = try outputShape(for: input.shape)
+            checkedInputShape = input.shape
+        }
+        inputBuffer.copy(from: input)
+        var activation = inputBuffer
+        let training = mode == .training
+        for layer in executed { activation = layer.forward(activation, training: training) }
+        hasForwardState = true
+        return activation.tensor()
+    }
+
+    /// Back-propagates `outputGradient` (the loss gradient with respect to the latest `forward`
+    /// output), adding into every parameter's gradient.
+    public func backward(outputGradient: Tensor) throws {
+        _ = try propagate(outputGradient, needsInputGradient: false)
+    }
+
+    /// Like `backward(outputGradient:)`, and also returns the gradient with respect to the input.
+    public func backwardWithInputGradient(outputGradient: Tensor) throws -> Tensor {
+        try propagate(outputGradient, needsInputGradient: true)!.tensor()
+    }
+
+    private func propagate(_ outputGradient: Tensor, needsInputGradient: Bool) throws -> Buffer? {
+        guard hasForwardState, outputGradient.shape == outputShape else {
+            throw NeuralNetError.backwardWithoutForward(layer: "Sequential")
+        }
+        let (first, second) = gradientBuffers
+        first.copy(from: outputGradient)
+        var gradient: Buffer? = first
+        for (index, layer) in executed.enumerated().reversed() {
+            let current = gradient!
+            let spare = current === first ? second : first
+            gradient = layer.backward(current, spare: spare, needsInputGradient: needsInputGradient || index > 0)
+        }
+        return gradient
+    }
+
+    /// Resets every parameter gradient to zero.
+    public func zeroGradients() {
+        for parameter in parameters { parameter.zeroGradient() }
+    }
+
+    /// Every saved tensor with a stable name: parameters and running statistics, layer by layer.
+    var namedTensors: [(name: String, parameter: Parameter)] {
+        layers.enumerated().flatMap { index, layer in
+            (layer.parameters + layer.state).map { (name: "\(index).\($0.name)", parameter: $0) }
+        }
+    }
+}

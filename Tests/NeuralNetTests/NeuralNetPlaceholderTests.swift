@@ -1,3 +1,0 @@
-import XCTest
-@testable import NeuralNet
-final class NeuralNetPlaceholderTests: XCTestCase { func testBuilds() {} }
