@@ -10,6 +10,8 @@ let usage = """
     Commands:
       serve     run the HTTP service (default: port 8080, database data/dsch.sqlite)
       import    index folders of JPEG/PNG files or IDX image files into the database
+      train     train a DSCH (or ITQ/LSH) model from a dataset or folder and save it to a file
+      eval      the retrieval evaluation of EVALUATION.md: LSH, ITQ and DSCH with its ablations
       bench     measure speed: `dsch bench index` (Hamming search), `dsch bench nn` (encoder)
 
     Run `dsch <command> --help` for a command's options.
@@ -149,6 +151,8 @@ do {
     switch arguments.first {
     case "serve": try serve(rest)
     case "import": try importImages(rest)
+    case "train": try runTrain(arguments: rest)
+    case "eval": try runEval(arguments: rest)
     case "bench": try bench(rest)
     case "--help", "-h", "help", nil: print(usage)
     case "--version": print("dsch \(ServiceVersion.string)")

@@ -1,0 +1,4 @@
+/// `dsch train` (pending).
+func runTrain(arguments: [String]) throws {
+    throw UsageError(description: "dsch train is not built yet")
+}
