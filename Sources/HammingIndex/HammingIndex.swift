@@ -185,6 +185,35 @@ public final class HammingIndex {
         return collector.neighbors.sorted { ($0.distance, $0.id) < ($1.distance, $1.id) }
     }
 
+    /// The k nearest codes for each of `queries`, as `search(_:k:maxDistance:)` would return them one by one.
+    /// Faster than separate calls for many queries: each block of stored codes is read from memory once
+    /// and compared with every query while it is still in cache.
+    public func search(batch queries: [[UInt64]], k: Int, maxDistance: Int? = nil) throws -> [[Neighbor]] {
+        let checked = try queries.map(checkedQuery)
+        let limit = min(maxDistance ?? bits, bits)
+        guard k > 0, limit >= 0, !slotIDs.isEmpty else { return queries.map { _ in [] } }
+        var collectors = checked.map { _ in TopKCollector(k: min(k, slotIDs.count), limit: limit, excluding: nil) }
+        let flatQueries = checked.flatMap { $0 }
+        storage.withUnsafeBufferPointer { codes in
+            slotIDs.withUnsafeBufferPointer { ids in
+                flatQueries.withUnsafeBufferPointer { flat in
+                    let codes = codes.baseAddress!, ids = ids.baseAddress!, flat = flat.baseAddress!
+                    let queryStarts = (0..<checked.count).map { flat + $0 * wordsPerCode }
+                    switch wordsPerCode {
+                    case 1: scanBlocks(queryStarts.map(OneWordKernel.init), codes: codes, ids: ids, count: slotIDs.count, collectors: &collectors)
+                    case 2: scanBlocks(queryStarts.map(TwoWordKernel.init), codes: codes, ids: ids, count: slotIDs.count, collectors: &collectors)
+                    case 4: scanBlocks(queryStarts.map(FourWordKernel.init), codes: codes, ids: ids, count: slotIDs.count, collectors: &collectors)
+                    default:
+                        let words = wordsPerCode
+                        scanBlocks(queryStarts.map { AnyWidthKernel(query: $0, words: words) }, codes: codes, ids: ids,
+                                   count: slotIDs.count, collectors: &collectors)
+                    }
+                }
+            }
+        }
+        return collectors.map { $0.sortedNeighbors() }
+    }
+
     /// Validates the length and clears bits past `bits`, so they cannot add to distances.
     private func checkedQuery(_ query: [UInt64]) throws -> [UInt64] {
         guard query.count == wordsPerCode else {
@@ -291,21 +320,46 @@ private protocol NeighborCollector {
     mutating func offer(id: Int64, distance: UInt32)
 }
 
-/// Computes distances block by block and hands the rows within the threshold to the collector.
+/// Computes one block's distances and hands the rows within the threshold to the collector.
+@inline(__always)
+private func scanBlock<Kernel: DistanceKernel, Collector: NeighborCollector>(
+    _ kernel: Kernel, codes: UnsafePointer<UInt64>, ids: UnsafePointer<Int64>, start: Int, rows: Int,
+    distances: UnsafeMutablePointer<UInt32>, collector: inout Collector
+) {
+    kernel.distances(codes + start * kernel.wordsPerCode, rows: rows, into: distances)
+    var threshold = collector.threshold
+    for row in 0..<rows where distances[row] <= threshold {
+        collector.offer(id: ids[start + row], distance: distances[row])
+        threshold = collector.threshold
+    }
+}
+
+/// Scans every stored code for one query, block by block.
 @inline(__always)
 private func scanBlocks<Kernel: DistanceKernel, Collector: NeighborCollector>(
     _ kernel: Kernel, codes: UnsafePointer<UInt64>, ids: UnsafePointer<Int64>, count: Int, collector: inout Collector
 ) {
     withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
-        let distances = buffer.baseAddress!
         var start = 0
         while start < count {
             let rows = min(blockSize, count - start)
-            kernel.distances(codes + start * kernel.wordsPerCode, rows: rows, into: distances)
-            var threshold = collector.threshold
-            for row in 0..<rows where distances[row] <= threshold {
-                collector.offer(id: ids[start + row], distance: distances[row])
-                threshold = collector.threshold
+            scanBlock(kernel, codes: codes, ids: ids, start: start, rows: rows, distances: buffer.baseAddress!, collector: &collector)
+            start += rows
+        }
+    }
+}
+
+/// Scans every stored code for many queries: each block is compared with all queries before the next is read.
+private func scanBlocks<Kernel: DistanceKernel, Collector: NeighborCollector>(
+    _ kernels: [Kernel], codes: UnsafePointer<UInt64>, ids: UnsafePointer<Int64>, count: Int, collectors: inout [Collector]
+) {
+    withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
+        var start = 0
+        while start < count {
+            let rows = min(blockSize, count - start)
+            for query in kernels.indices {
+                scanBlock(kernels[query], codes: codes, ids: ids, start: start, rows: rows, distances: buffer.baseAddress!,
+                          collector: &collectors[query])
             }
             start += rows
         }

@@ -77,6 +77,21 @@ public enum SHA256 {
         (value >> amount) | (value << (32 - amount))
     }
 
+    /// One round: `d` and `h` are the two variables it writes; the caller renames the rest.
+    @inline(__always)
+    private static func round(
+        _ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: inout UInt32,
+        _ e: UInt32, _ f: UInt32, _ g: UInt32, _ h: inout UInt32, _ constantPlusWord: UInt32
+    ) {
+        let s1 = rotateRight(e, 6) ^ rotateRight(e, 11) ^ rotateRight(e, 25)
+        let choice = g ^ (e & (f ^ g))
+        let temp1 = h &+ s1 &+ choice &+ constantPlusWord
+        let s0 = rotateRight(a, 2) ^ rotateRight(a, 13) ^ rotateRight(a, 22)
+        let majority = (a & b) | (c & (a | b))
+        d = d &+ temp1
+        h = temp1 &+ s0 &+ majority
+    }
+
     /// One 64-byte block into the running state.
     @inline(__always)
     private static func compress(
@@ -94,15 +109,17 @@ public enum SHA256 {
         }
         var (a, b, c, d, e, f, g, h) = state
         roundConstants.withUnsafeBufferPointer { constants in
-            for index in 0..<64 {
-                let s1 = rotateRight(e, 6) ^ rotateRight(e, 11) ^ rotateRight(e, 25)
-                let choice = (e & f) ^ (~e & g)
-                let temp1 = h &+ s1 &+ choice &+ constants[index] &+ w[index]
-                let s0 = rotateRight(a, 2) ^ rotateRight(a, 13) ^ rotateRight(a, 22)
-                let majority = (a & b) ^ (a & c) ^ (b & c)
-                let temp2 = s0 &+ majority
-                h = g; g = f; f = e; e = d &+ temp1
-                d = c; c = b; b = a; a = temp1 &+ temp2
+            let k = constants.baseAddress!
+            // Eight rounds per pass with the variables' roles rotated by name instead of by moves.
+            for index in stride(from: 0, to: 64, by: 8) {
+                round(a, b, c, &d, e, f, g, &h, k[index] &+ w[index])
+                round(h, a, b, &c, d, e, f, &g, k[index + 1] &+ w[index + 1])
+                round(g, h, a, &b, c, d, e, &f, k[index + 2] &+ w[index + 2])
+                round(f, g, h, &a, b, c, d, &e, k[index + 3] &+ w[index + 3])
+                round(e, f, g, &h, a, b, c, &d, k[index + 4] &+ w[index + 4])
+                round(d, e, f, &g, h, a, b, &c, k[index + 5] &+ w[index + 5])
+                round(c, d, e, &f, g, h, a, &b, k[index + 6] &+ w[index + 6])
+                round(b, c, d, &e, f, g, h, &a, k[index + 7] &+ w[index + 7])
             }
         }
         state = (state.0 &+ a, state.1 &+ b, state.2 &+ c, state.3 &+ d,

@@ -59,6 +59,23 @@ final class HammingIndexTests: XCTestCase {
         }
     }
 
+    func testBatchSearchMatchesOneByOne() throws {
+        var generator = SeededGenerator(state: 5)
+        for bits in [8, 64, 128, 200, 256] {
+            let index = try HammingIndex(bits: bits)
+            for id in 0..<Int64(600) { try index.add(id: 600 - id, code: randomCode(bits: bits, using: &generator)) }
+            let queries = (0..<9).map { _ in randomCode(bits: bits, using: &generator) }
+            let batch = try index.search(batch: queries, k: 7, maxDistance: bits / 2)
+            XCTAssertEqual(batch.count, queries.count)
+            for (query, result) in zip(queries, batch) {
+                XCTAssertEqual(result, try index.search(query, k: 7, maxDistance: bits / 2), "bits \(bits)")
+            }
+            XCTAssertEqual(try index.search(batch: queries, k: 0), Array(repeating: [], count: queries.count))
+            XCTAssertEqual(try index.search(batch: [], k: 3), [])
+            XCTAssertThrowsError(try index.search(batch: [queries[0], [1, 2, 3, 4, 5]], k: 3))
+        }
+    }
+
     func testTiesAreBrokenByIDAscending() throws {
         let index = try HammingIndex(bits: 8)
         // Inserted in descending id order, so storage order differs from id order.
