@@ -45,6 +45,7 @@ public enum MigrationRunner {
     /// Checks every recorded migration first: one whose text changed (`editedAfterApply`) or whose id
     /// the code does not know (`unknownAppliedMigration`, a database from a newer build) stops start-up
     /// before anything is applied. Returns the ids applied now.
+    /// A migration's SQL must not contain BEGIN/COMMIT itself: the runner wraps it.
     @discardableResult
     public static func migrate(_ database: Database, migrations: [Migration]) throws -> [Int] {
         let ordered = migrations.sorted { $0.id < $1.id }

@@ -170,12 +170,17 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Opens the database and applies `migrations` instead of the bundled ones (for tests of the runner).
+    /// The parent directory of a file path is created when missing, so a fresh install can start.
     public init(path: String, migrations: [Migration], maximumReaders: Int = 4) throws {
         self.path = path
+        let isPrivateMemory = path == ":memory:" || path.isEmpty
+        if !isPrivateMemory && !path.hasPrefix("file:") {
+            let parent = URL(fileURLWithPath: path).deletingLastPathComponent()
+            try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
+        }
         writer = try Database(path: path)
         writeQueue = DispatchQueue(label: "dsch.storage.writer")
         try MigrationRunner.migrate(writer, migrations: migrations)
-        let isPrivateMemory = path == ":memory:" || path.isEmpty
         readers = isPrivateMemory ? nil : ReaderPool(path: path, maximum: max(1, maximumReaders))
     }
 
@@ -230,6 +235,7 @@ public final class Store: @unchecked Sendable {
         }
     }
 
+    /// One image's metadata, nil when the id is unknown.
     public func image(id: Int64) throws -> ImageRecord? {
         try read { try $0.queryFirst("SELECT \(Self.imageColumns) FROM images WHERE id = ?", [.integer(id)], row: Self.imageRecord) }
     }
@@ -266,6 +272,7 @@ public final class Store: @unchecked Sendable {
         try write { try $0.run("DELETE FROM images WHERE id = ?", [.integer(id)]) > 0 }
     }
 
+    /// Number of stored images.
     public func imageCount() throws -> Int {
         try read { Int(try $0.queryScalarInt("SELECT count(*) FROM images") ?? 0) }
     }
@@ -345,6 +352,7 @@ public final class Store: @unchecked Sendable {
                     metricsJSON: row.optionalString(4), status: row.string(5), createdAt: row.string(6))
     }
 
+    /// One model version with its weights, nil when unknown.
     public func model(version: Int) throws -> ModelRecord? {
         try read { try $0.queryFirst("SELECT \(Self.modelColumns), weights FROM models WHERE version = ?", [.int(version)]) {
             Self.modelRecord($0, weights: $0.blob(7))
@@ -386,6 +394,7 @@ public final class Store: @unchecked Sendable {
         }
     }
 
+    /// The version search should use, nil before the first model is activated.
     public func activeModelVersion() throws -> Int? {
         try read { try $0.queryScalarText("SELECT value FROM settings WHERE key = ?", [.text(Self.activeModelKey)]).flatMap { Int($0) } }
     }
@@ -435,6 +444,7 @@ public final class Store: @unchecked Sendable {
         }
     }
 
+    /// One job, nil when the id is unknown.
     public func job(id: Int64) throws -> JobRecord? {
         try read { try $0.queryFirst("SELECT \(Self.jobColumns) FROM jobs WHERE id = ?", [.integer(id)], row: Self.jobRecord) }
     }

@@ -251,7 +251,8 @@ final class StoreTests: XCTestCase {
     }
 
     func testReopenedFileHasEverything() throws {
-        let path = try makeTemporaryDirectory(self).appendingPathComponent("reopen.sqlite").path
+        // A missing parent directory is created, as on a fresh install.
+        let path = try makeTemporaryDirectory(self).appendingPathComponent("data/nested/reopen.sqlite").path
         var id: Int64 = 0
         do {
             let store = try Store(path: path)
