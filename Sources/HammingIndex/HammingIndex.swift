@@ -251,7 +251,8 @@ private let blockSize = 256
 /// Writes the distances of `rows` consecutive codes to the query into `distances`.
 private protocol DistanceKernel {
     var wordsPerCode: Int { get }
-    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>)
+    /// Returns the smallest distance written, so a block with nothing near enough is skipped at once.
+    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) -> UInt32
 }
 
 /// 64-bit codes.
@@ -260,10 +261,14 @@ private struct OneWordKernel: DistanceKernel {
     init(query: UnsafePointer<UInt64>) { q0 = query[0] }
     var wordsPerCode: Int { 1 }
     @inline(__always)
-    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) {
+    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) -> UInt32 {
+        var minimum = UInt32.max
         for row in 0..<rows {
-            distances[row] = UInt32(truncatingIfNeeded: (codes[row] ^ q0).nonzeroBitCount)
+            let distance = UInt32(truncatingIfNeeded: (codes[row] ^ q0).nonzeroBitCount)
+            distances[row] = distance
+            minimum = min(minimum, distance)
         }
+        return minimum
     }
 }
 
@@ -273,11 +278,15 @@ private struct TwoWordKernel: DistanceKernel {
     init(query: UnsafePointer<UInt64>) { q0 = query[0]; q1 = query[1] }
     var wordsPerCode: Int { 2 }
     @inline(__always)
-    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) {
+    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) -> UInt32 {
+        var minimum = UInt32.max
         for row in 0..<rows {
             let code = codes + 2 * row
-            distances[row] = UInt32(truncatingIfNeeded: (code[0] ^ q0).nonzeroBitCount &+ (code[1] ^ q1).nonzeroBitCount)
+            let distance = UInt32(truncatingIfNeeded: (code[0] ^ q0).nonzeroBitCount &+ (code[1] ^ q1).nonzeroBitCount)
+            distances[row] = distance
+            minimum = min(minimum, distance)
         }
+        return minimum
     }
 }
 
@@ -287,13 +296,17 @@ private struct FourWordKernel: DistanceKernel {
     init(query: UnsafePointer<UInt64>) { q0 = query[0]; q1 = query[1]; q2 = query[2]; q3 = query[3] }
     var wordsPerCode: Int { 4 }
     @inline(__always)
-    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) {
+    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) -> UInt32 {
+        var minimum = UInt32.max
         for row in 0..<rows {
             let code = codes + 4 * row
             let low = (code[0] ^ q0).nonzeroBitCount &+ (code[1] ^ q1).nonzeroBitCount
             let high = (code[2] ^ q2).nonzeroBitCount &+ (code[3] ^ q3).nonzeroBitCount
-            distances[row] = UInt32(truncatingIfNeeded: low &+ high)
+            let distance = UInt32(truncatingIfNeeded: low &+ high)
+            distances[row] = distance
+            minimum = min(minimum, distance)
         }
+        return minimum
     }
 }
 
@@ -304,13 +317,17 @@ private struct AnyWidthKernel: DistanceKernel {
     init(query: UnsafePointer<UInt64>, words: Int) { self.query = query; self.words = words }
     var wordsPerCode: Int { words }
     @inline(__always)
-    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) {
+    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) -> UInt32 {
+        var minimum = UInt32.max
         for row in 0..<rows {
             let code = codes + words * row
             var total = 0
             for word in 0..<words { total &+= (code[word] ^ query[word]).nonzeroBitCount }
-            distances[row] = UInt32(truncatingIfNeeded: total)
+            let distance = UInt32(truncatingIfNeeded: total)
+            distances[row] = distance
+            minimum = min(minimum, distance)
         }
+        return minimum
     }
 }
 
@@ -326,8 +343,9 @@ private func scanBlock<Kernel: DistanceKernel, Collector: NeighborCollector>(
     _ kernel: Kernel, codes: UnsafePointer<UInt64>, ids: UnsafePointer<Int64>, start: Int, rows: Int,
     distances: UnsafeMutablePointer<UInt32>, collector: inout Collector
 ) {
-    kernel.distances(codes + start * kernel.wordsPerCode, rows: rows, into: distances)
+    let minimum = kernel.distances(codes + start * kernel.wordsPerCode, rows: rows, into: distances)
     var threshold = collector.threshold
+    if minimum > threshold { return }
     for row in 0..<rows where distances[row] <= threshold {
         collector.offer(id: ids[start + row], distance: distances[row])
         threshold = collector.threshold
