@@ -87,6 +87,14 @@ final class HammingIndexTests: XCTestCase {
         XCTAssertEqual(try index.search([0], radius: 1).map(\.id), [100] + Array(1...50))
     }
 
+    func testTiesInLaterBlocksStillWinBySmallerID() throws {
+        let index = try HammingIndex(bits: 64)
+        // The smallest ids sit in the last scan block, at exactly the distance of the current worst result.
+        for id in stride(from: Int64(1000), through: 1, by: -1) { try index.add(id: id, code: [0b11]) }
+        XCTAssertEqual(try index.search([0], k: 3).map(\.id), [1, 2, 3])
+        XCTAssertEqual(try index.search(batch: [[0]], k: 3).first?.map(\.id), [1, 2, 3])
+    }
+
     func testExcludingLeavesOneIDOut() throws {
         var generator = SeededGenerator(state: 7)
         let index = try HammingIndex(bits: 64)
