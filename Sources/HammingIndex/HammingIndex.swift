@@ -191,7 +191,7 @@ public final class HammingIndex {
     public func search(batch queries: [[UInt64]], k: Int, maxDistance: Int? = nil) throws -> [[Neighbor]] {
         let checked = try queries.map(checkedQuery)
         let limit = min(maxDistance ?? bits, bits)
-        guard k > 0, limit >= 0, !slotIDs.isEmpty else { return queries.map { _ in [] } }
+        guard k > 0, limit >= 0, !slotIDs.isEmpty, !queries.isEmpty else { return queries.map { _ in [] } }
         var collectors = checked.map { _ in TopKCollector(k: min(k, slotIDs.count), limit: limit, excluding: nil) }
         let flatQueries = checked.flatMap { $0 }
         storage.withUnsafeBufferPointer { codes in

@@ -226,20 +226,27 @@ final class StoreTests: XCTestCase {
             try store.insertModel(model(1))
             let perThread = 25
             let results = ResultBox()
-            DispatchQueue.concurrentPerform(iterations: 8) { thread in
-                for number in 0..<perThread {
-                    let seed = thread * 1000 + number
-                    do {
-                        let result = try store.insertImage(newImage(seed), code: [UInt8(number)], modelVersion: 1)
-                        // Reads interleaved with the writes must never fail or see a half-written image.
-                        _ = try store.image(id: result.id)
-                        XCTAssertEqual(try store.code(imageID: result.id, modelVersion: 1), [UInt8(number)])
-                        results.append(result)
-                    } catch {
-                        results.fail("\(error)")
+            // Eight real threads, not a pool sized to this machine's cores, so eight callers really overlap.
+            let group = DispatchGroup()
+            for thread in 0..<8 {
+                group.enter()
+                Thread {
+                    defer { group.leave() }
+                    for number in 0..<perThread {
+                        let seed = thread * 1000 + number
+                        do {
+                            let result = try store.insertImage(self.newImage(seed), code: [UInt8(number)], modelVersion: 1)
+                            // Reads interleaved with the writes must never fail or see a half-written image.
+                            _ = try store.image(id: result.id)
+                            XCTAssertEqual(try store.code(imageID: result.id, modelVersion: 1), [UInt8(number)])
+                            results.append(result)
+                        } catch {
+                            results.fail("\(error)")
+                        }
                     }
-                }
+                }.start()
             }
+            XCTAssertEqual(group.wait(timeout: .now() + 60), .success, kind)
             XCTAssertEqual(results.failures, [], kind)
             XCTAssertEqual(results.values.count, 8 * perThread, kind)
             XCTAssertTrue(results.values.allSatisfy(\.created), kind)
