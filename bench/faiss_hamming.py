@@ -5,6 +5,10 @@ Reads codes and queries as raw bytes (rows of bits/8 bytes, the layout `BinaryCo
 times top-k search one query at a time and as one batch, and prints JSON with the median
 queries/second of each and the distances of the first queries, so the caller can check that both
 implementations agree.
+
+With --serve it loads the index once and then answers commands on stdin, one JSON line each:
+`single` and `batched` time one run, `check` returns the distances, `quit` ends. The caller can then
+alternate its own runs with faiss's, so both see the same load on a shared machine.
 """
 import argparse
 import json
@@ -24,6 +28,7 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--check", type=int, default=20, help="queries whose distances are reported")
+    parser.add_argument("--serve", action="store_true", help="answer single/batched/check/quit on stdin")
     args = parser.parse_args()
 
     row_bytes = args.bits // 8
@@ -46,6 +51,24 @@ def main() -> int:
         return len(queries) / (time.perf_counter() - start)
 
     single()  # warm caches and lazy initialisation before timing
+
+    if args.serve:
+        print(json.dumps({"ready": True, "faiss_version": faiss.__version__}), flush=True)
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "single":
+                print(json.dumps({"qps": single()}), flush=True)
+            elif command == "batched":
+                print(json.dumps({"qps": batched()}), flush=True)
+            elif command == "check":
+                distances, _ = index.search(queries[:args.check], args.k)
+                print(json.dumps({"distances": distances.astype(int).tolist()}), flush=True)
+            elif command == "quit":
+                break
+            else:
+                print(json.dumps({"error": f"unknown command {command!r}"}), flush=True)
+        return 0
+
     single_runs = [single() for _ in range(args.runs)]
     batched_runs = [batched() for _ in range(args.runs)]
     distances, _ = index.search(queries[:args.check], args.k)

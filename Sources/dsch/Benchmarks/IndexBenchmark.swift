@@ -86,6 +86,7 @@ private func seconds(since start: DispatchTime) -> Double {
 }
 
 /// `dsch bench index`: single-thread Hamming top-k throughput, compared with faiss when it is installed.
+/// Our runs alternate with faiss's, so on a shared machine both medians see the same background load.
 func runIndexBenchmark(arguments: [String]) throws {
     let options = try IndexBenchmarkOptions(arguments: arguments)
     let index = try HammingIndex(bits: options.bits)
@@ -108,8 +109,16 @@ func runIndexBenchmark(arguments: [String]) throws {
     let queries = (0..<options.queries).map { _ in randomCode() }
     print("dsch bench index: \(options.count) codes of \(options.bits) bits, \(options.queries) queries, k=\(options.k), \(options.runs) runs, seed \(options.seed)")
 
+    var faiss: FaissServer?
+    if faissIsAvailable() {
+        faiss = try FaissServer(options: options, codes: codes, queries: queries)
+    } else {
+        print("faiss: not importable by python3, comparison skipped")
+    }
+    defer { faiss?.stop() }
+
     var checksum = 0
-    func timedRun() throws -> Double {
+    func timedSingle() throws -> Double {
         let start = DispatchTime.now()
         for query in queries {
             let result = try index.search(query, k: options.k)
@@ -117,94 +126,137 @@ func runIndexBenchmark(arguments: [String]) throws {
         }
         return Double(queries.count) / seconds(since: start)
     }
-    _ = try timedRun() // warm-up
-    let ours = median(try (0..<options.runs).map { _ in try timedRun() })
-    print(String(format: "ours   single query: %12.0f queries/s (median of %d runs, 1 thread)", ours, options.runs))
     func timedBatch() throws -> Double {
         let start = DispatchTime.now()
         let results = try index.search(batch: queries, k: options.k)
         checksum &+= results.last?.last?.distance ?? 0
         return Double(queries.count) / seconds(since: start)
     }
-    let oursBatched = median(try (0..<options.runs).map { _ in try timedBatch() })
-    print(String(format: "ours   batched:      %12.0f queries/s (all queries in one call, 1 thread)", oursBatched))
 
-    guard faissIsAvailable() else {
-        print("faiss: not importable by python3, comparison skipped")
-        return
+    _ = try timedSingle() // warm-up; the faiss script warms up before it reports ready
+    var oursSingle: [Double] = [], oursBatched: [Double] = [], faissSingle: [Double] = [], faissBatched: [Double] = []
+    for _ in 0..<options.runs {
+        oursSingle.append(try timedSingle())
+        if let faiss { faissSingle.append(try faiss.time("single")) }
     }
-    let faiss = try runFaiss(options: options, codes: codes, queries: queries)
-    for (number, expected) in faiss.distances.enumerated() {
-        let got = try index.search(queries[number], k: options.k).map(\.distance)
-        guard got == expected else { throw IndexBenchmarkError.resultsDiffer(query: number, ours: got, faiss: expected) }
+    for _ in 0..<options.runs {
+        oursBatched.append(try timedBatch())
+        if let faiss { faissBatched.append(try faiss.time("batched")) }
     }
-    let batchDistances = try index.search(batch: Array(queries.prefix(faiss.distances.count)), k: options.k).map { $0.map(\.distance) }
-    if let number = batchDistances.indices.first(where: { batchDistances[$0] != faiss.distances[$0] }) {
-        throw IndexBenchmarkError.resultsDiffer(query: number, ours: batchDistances[number], faiss: faiss.distances[number])
+    print(String(format: "ours   single query: %12.0f queries/s (median of %d runs, 1 thread)", median(oursSingle), options.runs))
+    print(String(format: "ours   batched:      %12.0f queries/s (all queries in one call, 1 thread)", median(oursBatched)))
+    guard let faiss else { return }
+
+    let expected = try faiss.distances()
+    let checked = Array(queries.prefix(expected.count))
+    let batchDistances = try index.search(batch: checked, k: options.k).map { $0.map(\.distance) }
+    for (number, query) in checked.enumerated() {
+        let single = try index.search(query, k: options.k).map(\.distance)
+        for got in [single, batchDistances[number]] where got != expected[number] {
+            throw IndexBenchmarkError.resultsDiffer(query: number, ours: got, faiss: expected[number])
+        }
     }
-    print("faiss \(faiss.version): distances agree with ours on the first \(faiss.distances.count) queries")
-    print(String(format: "faiss  single query: %12.0f queries/s (IndexBinaryFlat, 1 thread)", faiss.singleQPS))
-    print(String(format: "faiss  batched:      %12.0f queries/s (all queries in one call, 1 thread)", faiss.batchedQPS))
-    print(String(format: "ratio ours / faiss, single query: %.2f, batched: %.2f", ours / faiss.singleQPS, oursBatched / faiss.batchedQPS))
+    print("faiss \(faiss.version): distances agree with ours on the first \(expected.count) queries")
+    print(String(format: "faiss  single query: %12.0f queries/s (IndexBinaryFlat, 1 thread)", median(faissSingle)))
+    print(String(format: "faiss  batched:      %12.0f queries/s (all queries in one call, 1 thread)", median(faissBatched)))
+    print(String(format: "ratio ours / faiss, single query: %.2f, batched: %.2f",
+                 median(oursSingle) / median(faissSingle), median(oursBatched) / median(faissBatched)))
     if checksum == -1 { print("") } // keeps the timed searches from being optimised away
 }
 
 /// True when `python3 -c "import faiss"` succeeds.
 private func faissIsAvailable() -> Bool {
-    guard let process = try? launchPython(["-c", "import faiss"], output: nil) else { return false }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import faiss"]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return false }
     process.waitUntilExit()
     return process.terminationStatus == 0
 }
 
-private func launchPython(_ arguments: [String], output: Pipe?) throws -> Process {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3"] + arguments
-    process.standardOutput = output ?? FileHandle.nullDevice
-    process.standardError = output == nil ? FileHandle.nullDevice : FileHandle.standardError
-    try process.run()
-    return process
-}
+/// The faiss script in `--serve` mode: loaded once, then asked for one timed run at a time.
+private final class FaissServer {
+    private let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+    private var buffered = Data()
+    private let directory: URL
+    private(set) var version = "?"
 
-/// What the faiss script measured.
-private struct FaissFigures {
-    var version: String
-    var singleQPS: Double
-    var batchedQPS: Double
-    var distances: [[Int]]
-}
+    /// Writes codes and queries as raw little-endian bytes to a temp directory and starts the script on them.
+    init(options: IndexBenchmarkOptions, codes: [[UInt64]], queries: [[UInt64]]) throws {
+        guard FileManager.default.fileExists(atPath: options.faissScript) else {
+            throw IndexBenchmarkError.faissFailed("script \(options.faissScript) not found; run from the package root or pass --faiss-script")
+        }
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("dsch-bench-index-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        func write(_ rows: [[UInt64]], to name: String) throws -> String {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(rows.count * options.bits / 8)
+            for row in rows { bytes.append(contentsOf: BinaryCode.bytes(row, bits: options.bits)) }
+            let url = directory.appendingPathComponent(name)
+            try Data(bytes).write(to: url)
+            return url.path
+        }
+        let codesPath = try write(codes, to: "codes.bin")
+        let queriesPath = try write(queries, to: "queries.bin")
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", options.faissScript, "--serve", "--codes", codesPath, "--queries", queriesPath,
+            "--bits", String(options.bits), "--k", String(options.k), "--check", String(min(options.checked, queries.count)),
+        ]
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.standardError
+        try process.run()
+        let ready = try readReply()
+        guard ready["ready"] as? Bool == true else { throw IndexBenchmarkError.faissFailed("script did not start: \(ready)") }
+        version = ready["faiss_version"] as? String ?? "?"
+    }
 
-/// Writes codes and queries as raw little-endian bytes to a temp directory and runs the faiss script on them.
-private func runFaiss(options: IndexBenchmarkOptions, codes: [[UInt64]], queries: [[UInt64]]) throws -> FaissFigures {
-    guard FileManager.default.fileExists(atPath: options.faissScript) else {
-        throw IndexBenchmarkError.faissFailed("script \(options.faissScript) not found; run from the package root or pass --faiss-script")
+    /// Queries/second of one timed run of `command` ("single" or "batched").
+    func time(_ command: String) throws -> Double {
+        let reply = try request(command)
+        guard let qps = reply["qps"] as? Double else { throw IndexBenchmarkError.faissFailed("unexpected reply \(reply)") }
+        return qps
     }
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dsch-bench-index-\(getpid())")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    func write(_ rows: [[UInt64]], to name: String) throws -> String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(rows.count * options.bits / 8)
-        for row in rows { bytes.append(contentsOf: BinaryCode.bytes(row, bits: options.bits)) }
-        let url = directory.appendingPathComponent(name)
-        try Data(bytes).write(to: url)
-        return url.path
-    }
-    let codesPath = try write(codes, to: "codes.bin")
-    let queriesPath = try write(queries, to: "queries.bin")
 
-    let pipe = Pipe()
-    let process = try launchPython([
-        options.faissScript, "--codes", codesPath, "--queries", queriesPath, "--bits", String(options.bits),
-        "--k", String(options.k), "--runs", String(options.runs), "--check", String(min(options.checked, queries.count)),
-    ], output: pipe)
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw IndexBenchmarkError.faissFailed("script exited with status \(process.terminationStatus)") }
-    guard let json = try JSONSerialization.jsonObject(with: output) as? [String: Any],
-          let single = json["single_qps"] as? Double, let batched = json["batched_qps"] as? Double,
-          let distances = json["distances"] as? [[Int]] else {
-        throw IndexBenchmarkError.faissFailed("unexpected output: \(String(decoding: output, as: UTF8.self).prefix(200))")
+    /// faiss's top-k distances for the first queries.
+    func distances() throws -> [[Int]] {
+        let reply = try request("check")
+        guard let distances = reply["distances"] as? [[Int]] else { throw IndexBenchmarkError.faissFailed("unexpected reply \(reply)") }
+        return distances
     }
-    return FaissFigures(version: json["faiss_version"] as? String ?? "?", singleQPS: single, batchedQPS: batched, distances: distances)
+
+    func stop() {
+        if process.isRunning {
+            input.fileHandleForWriting.write(Data("quit\n".utf8))
+            try? input.fileHandleForWriting.close()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func request(_ command: String) throws -> [String: Any] {
+        input.fileHandleForWriting.write(Data("\(command)\n".utf8))
+        return try readReply()
+    }
+
+    /// Reads one line of JSON from the script.
+    private func readReply() throws -> [String: Any] {
+        while !buffered.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw IndexBenchmarkError.faissFailed("script exited early") }
+            buffered.append(chunk)
+        }
+        let newline = buffered.firstIndex(of: UInt8(ascii: "\n"))!
+        let line = buffered[buffered.startIndex..<newline]
+        buffered = Data(buffered[buffered.index(after: newline)...])
+        guard let reply = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+            throw IndexBenchmarkError.faissFailed("unexpected output: \(String(decoding: line, as: UTF8.self).prefix(200))")
+        }
+        return reply
+    }
 }
