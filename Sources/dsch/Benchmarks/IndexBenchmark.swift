@@ -98,12 +98,13 @@ func runIndexBenchmark(arguments: [String]) throws {
         return code
     }
 
-    var codes: [[UInt64]] = []
-    codes.reserveCapacity(options.count)
+    // Codes are kept only as the bytes faiss will read, so 10^7 codes fit in memory twice over.
+    var codeBytes: [UInt8] = []
+    codeBytes.reserveCapacity(options.count * options.bits / 8)
     index.reserveCapacity(options.count)
     for id in 0..<options.count {
         let code = randomCode()
-        codes.append(code)
+        codeBytes.append(contentsOf: BinaryCode.bytes(code, bits: options.bits))
         try index.add(id: Int64(id), code: code)
     }
     let queries = (0..<options.queries).map { _ in randomCode() }
@@ -111,7 +112,8 @@ func runIndexBenchmark(arguments: [String]) throws {
 
     var faiss: FaissServer?
     if faissIsAvailable() {
-        faiss = try FaissServer(options: options, codes: codes, queries: queries)
+        faiss = try FaissServer(options: options, codeBytes: codeBytes, queries: queries)
+        codeBytes = []
     } else {
         print("faiss: not importable by python3, comparison skipped")
     }
@@ -186,22 +188,19 @@ private final class FaissServer {
     private(set) var version = "?"
 
     /// Writes codes and queries as raw little-endian bytes to a temp directory and starts the script on them.
-    init(options: IndexBenchmarkOptions, codes: [[UInt64]], queries: [[UInt64]]) throws {
+    init(options: IndexBenchmarkOptions, codeBytes: [UInt8], queries: [[UInt64]]) throws {
         guard FileManager.default.fileExists(atPath: options.faissScript) else {
             throw IndexBenchmarkError.faissFailed("script \(options.faissScript) not found; run from the package root or pass --faiss-script")
         }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("dsch-bench-index-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        func write(_ rows: [[UInt64]], to name: String) throws -> String {
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(rows.count * options.bits / 8)
-            for row in rows { bytes.append(contentsOf: BinaryCode.bytes(row, bits: options.bits)) }
+        func write(_ bytes: [UInt8], to name: String) throws -> String {
             let url = directory.appendingPathComponent(name)
             try Data(bytes).write(to: url)
             return url.path
         }
-        let codesPath = try write(codes, to: "codes.bin")
-        let queriesPath = try write(queries, to: "queries.bin")
+        let codesPath = try write(codeBytes, to: "codes.bin")
+        let queriesPath = try write(queries.flatMap { BinaryCode.bytes($0, bits: options.bits) }, to: "queries.bin")
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [
             "python3", options.faissScript, "--serve", "--codes", codesPath, "--queries", queriesPath,
