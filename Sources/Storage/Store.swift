@@ -218,6 +218,7 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Inserts image and its code in one transaction; identical sha256 returns the existing id.
+    /// `metadataJSON` must be valid JSON and `modelVersion` an existing model (the schema enforces both).
     public func insertImage(_ image: NewImage, code: [UInt8], modelVersion: Int) throws -> InsertResult {
         try writeTransaction { database in
             if let existing = try database.queryScalarInt("SELECT id FROM images WHERE sha256 = ?", [.text(image.sha256)]) {
