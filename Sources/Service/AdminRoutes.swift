@@ -121,7 +121,7 @@ struct RetrainConflict: HTTPResponseError {
 }
 
 func jobJSON(_ job: JobRecord) -> [String: Any] {
-    var body: [String: Any] = ["id": job.id, "kind": job.kind, "status": job.status, "progress": job.progress,
+    var body: [String: Any] = ["id": job.id, "kind": job.kind, "status": job.status.rawValue, "progress": job.progress,
                                "created_at": job.createdAt]
     body["message"] = job.message
     body["model_version"] = job.modelVersion

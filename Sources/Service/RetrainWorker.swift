@@ -67,7 +67,7 @@ public final class RetrainWorker: @unchecked Sendable {
         for job in try service.store.failInterruptedJobs(reason: "interrupted: the service stopped while the job ran") {
             if let version = job.modelVersion, version != active {
                 try service.store.deleteCodes(modelVersion: version)
-                try service.store.deleteModel(version: version)
+                _ = try service.store.deleteModel(version: version)
             }
             logger.warning("retrain job marked failed after restart", [("job", "\(job.id)"), ("model_version", job.modelVersion.map(String.init) ?? "none")])
         }
@@ -130,7 +130,7 @@ public final class RetrainWorker: @unchecked Sendable {
             handler?(succeeded)
         }
         do {
-            try store.updateJob(id: jobID, status: "running", progress: 0, message: "loading thumbnails", modelVersion: nil)
+            try store.updateJob(id: jobID, status: .running, progress: 0, message: "loading thumbnails", modelVersion: nil)
             let snapshotID = try store.maxImageID()
             let thumbnails = try loadThumbnails(through: snapshotID)
             let trained = try trainer.train(thumbnails: thumbnails, settings: settings) { fraction, message in
@@ -158,7 +158,7 @@ public final class RetrainWorker: @unchecked Sendable {
             try service.activate(model, afterID: snapshotID)
             try store.setModelStatus(version: version, status: "ready")
             try prune(keep: service.configuration.retrain.keepVersions)
-            try store.updateJob(id: jobID, status: "succeeded", progress: 1,
+            try store.updateJob(id: jobID, status: .succeeded, progress: 1,
                                 message: String(format: "model version %d active after %.1f s", version, Date().timeIntervalSince(started)),
                                 modelVersion: version)
             succeeded = true
@@ -167,10 +167,10 @@ public final class RetrainWorker: @unchecked Sendable {
         } catch {
             service.setBuilding(nil)
             if let version = newVersion, (try? store.activeModelVersion()) != version {
-                try? store.deleteCodes(modelVersion: version)
-                try? store.deleteModel(version: version)
+                _ = try? store.deleteCodes(modelVersion: version)
+                _ = try? store.deleteModel(version: version)
             }
-            try? store.updateJob(id: jobID, status: "failed", progress: nil, message: "\(error)", modelVersion: nil)
+            try? store.updateJob(id: jobID, status: .failed, progress: nil, message: "\(error)", modelVersion: nil)
             logger.error("retrain failed", [("job", "\(jobID)"), ("reason", "\(error)")])
         }
     }

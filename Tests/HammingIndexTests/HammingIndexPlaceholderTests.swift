@@ -1,3 +1,0 @@
-import XCTest
-@testable import HammingIndex
-final class HammingIndexPlaceholderTests: XCTestCase { func testBuilds() {} }

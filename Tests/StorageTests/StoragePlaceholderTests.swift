@@ -1,3 +1,0 @@
-import XCTest
-@testable import Storage
-final class StoragePlaceholderTests: XCTestCase { func testBuilds() {} }
