@@ -156,7 +156,6 @@ public final class RetrainWorker: @unchecked Sendable {
             service.setBuilding(model)
             try encodeAll(into: model, through: snapshotID, jobID: jobID)
             try service.activate(model, afterID: snapshotID)
-            try store.setModelStatus(version: version, status: "ready")
             try prune(keep: service.configuration.retrain.keepVersions)
             try store.updateJob(id: jobID, status: .succeeded, progress: 1,
                                 message: String(format: "model version %d active after %.1f s", version, Date().timeIntervalSince(started)),

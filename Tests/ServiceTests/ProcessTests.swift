@@ -26,23 +26,27 @@ final class ProcessTests: XCTestCase {
             process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--database", database]
             let errors = Pipe()
             process.standardError = errors
+            // Collect the log without ever blocking: the child must not stall on a full pipe either.
+            let log = Locked("")
+            errors.fileHandleForReading.readabilityHandler = { handle in
+                let chunk = String(decoding: handle.availableData, as: UTF8.self)
+                log.update { $0 += chunk }
+            }
             try process.run()
             var port: Int?
-            var seen = ""
             let deadline = Date().addingTimeInterval(60)
-            while port == nil, Date() < deadline {
-                let chunk = errors.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                seen += String(decoding: chunk, as: UTF8.self)
-                if let line = seen.split(separator: "\n").first(where: { $0.contains(" listening ") }),
-                   let field = line.split(separator: " ").first(where: { $0.hasPrefix("port=") }) {
-                    port = Int(field.dropFirst(5))
+            while port == nil, Date() < deadline, process.isRunning {
+                let field = log.read { text in
+                    text.split(separator: "\n").lazy.flatMap { $0.split(separator: " ") }.first { $0.hasPrefix("port=") }
                 }
+                port = field.flatMap { Int($0.dropFirst(5)) }
+                if port == nil { usleep(20_000) }
             }
-            guard let port else { process.terminate(); throw NSError(domain: "ServerProcess", code: 1, userInfo: [NSLocalizedDescriptionKey: "server did not start: \(seen)"]) }
+            guard let port else {
+                process.terminate()
+                throw NSError(domain: "ServerProcess", code: 1, userInfo: [NSLocalizedDescriptionKey: "server did not start: \(log.read { $0 })"])
+            }
             self.port = port
-            // Keep draining the log so the child never blocks on a full pipe.
-            errors.fileHandleForReading.readabilityHandler = { handle in _ = handle.availableData }
         }
 
         func kill9() {
