@@ -29,7 +29,7 @@ let package = Package(
             name: "Service",
             dependencies: ["Imaging", "NeuralNet", "Hashing", "HammingIndex", "Storage", "HTTP"]
         ),
-        .executableTarget(name: "dsch", dependencies: ["Service"]),
+        .executableTarget(name: "dsch", dependencies: ["Service", "HTTP"]),
 
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CJPEG", "CPNG"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet"]),
@@ -37,7 +37,7 @@ let package = Package(
         .testTarget(name: "HammingIndexTests", dependencies: ["HammingIndex"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "Imaging", "Storage", "Hashing"]),
     ],
     swiftLanguageModes: [.v5]
 )

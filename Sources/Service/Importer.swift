@@ -13,13 +13,22 @@ public struct Importer {
         public var total: Int { created + duplicates + failed }
     }
 
-    let service: ImageService
+    /// Stores one image with its metadata JSON; returns true when it was new.
+    public typealias Ingest = ([UInt8], String?) throws -> Bool
+
+    let ingest: Ingest
     let logger: Logger
     /// Called with (done, total) at most a few times a second and once at the end.
     var progress: (Int, Int) -> Void = { _, _ in }
 
+    /// Imports into a database directly.
     public init(service: ImageService, logger: Logger, progress: @escaping (Int, Int) -> Void = { _, _ in }) {
-        self.service = service
+        self.init(ingest: { try service.ingest(bytes: $0, metadataJSON: $1).created }, logger: logger, progress: progress)
+    }
+
+    /// Imports through any ingest path, such as `POST /v1/images` of a running server.
+    public init(ingest: @escaping Ingest, logger: Logger, progress: @escaping (Int, Int) -> Void = { _, _ in }) {
+        self.ingest = ingest
         self.logger = logger
         self.progress = progress
     }
@@ -66,8 +75,7 @@ public struct Importer {
 
     private func record(_ name: String, bytes: [UInt8], metadata: String?, summary: inout Summary) {
         do {
-            let result = try service.ingest(bytes: bytes, metadataJSON: metadata)
-            if result.created { summary.created += 1 } else { summary.duplicates += 1 }
+            if try ingest(bytes, metadata) { summary.created += 1 } else { summary.duplicates += 1 }
         } catch {
             summary.failed += 1
             logger.warning("import skipped a file", [("file", name), ("reason", "\(error)")])

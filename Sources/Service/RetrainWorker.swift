@@ -82,10 +82,10 @@ public final class RetrainWorker: @unchecked Sendable {
 
     /// Queues a retrain, or returns the running job's id with `started == false`.
     public func start(kind: String, settings: [String: Any], reason: String) throws -> (jobID: Int64, started: Bool) {
-        guard let trainer = trainers[kind] else { throw RetrainError.unknownKind(kind) }
         lock.lock()
         defer { lock.unlock() }
         if let running = runningJobID { return (running, false) }
+        guard let trainer = trainers[kind] else { throw RetrainError.unknownKind(kind) }
         if cancelled { throw RetrainError.cancelled }
         let settingsJSON = String(decoding: try JSONSerialization.data(withJSONObject: settings, options: [.sortedKeys]), as: UTF8.self)
         let jobID = try service.store.createJob(kind: kind, configJSON: settingsJSON)

@@ -1,4 +1,5 @@
 import Foundation
+import HTTP
 import Service
 
 /// The command-line interface: `dsch serve|import|bench`, each with `--help`.
@@ -26,12 +27,13 @@ let serveUsage = """
     """
 
 let importUsage = """
-    Usage: dsch import [--database FILE] [--config FILE] [--labels IDX_LABELS] [--limit N] PATH...
+    Usage: dsch import [--database FILE | --url http://HOST:PORT] [--config FILE] [--labels IDX_LABELS] [--limit N] PATH...
 
     Indexes every JPEG/PNG under each folder PATH, image files, or IDX image files (plain or .gz, such as
     /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz). With --labels, each IDX image gets
-    {"label": n} metadata. Identical images are stored once. Run it while the server is stopped, or
-    restart the server afterwards so that its index sees the new images.
+    {"label": n} metadata. Identical images are stored once. With --url the images go through a running
+    server's POST /v1/images; without it they are written to the database directly (stop the server
+    first, or restart it afterwards so that its index sees the new images).
     """
 
 let benchUsage = """
@@ -112,7 +114,7 @@ func serve(_ arguments: [String]) throws {
 }
 
 func importImages(_ arguments: [String]) throws {
-    let (options, positional) = try parseOptions(arguments, known: ["database", "config", "labels", "limit"])
+    let (options, positional) = try parseOptions(arguments, known: ["database", "config", "labels", "limit", "url"])
     if options["help"] != nil { print(importUsage); return }
     guard !positional.isEmpty else { throw UsageError(description: "import needs at least one PATH\n\n" + importUsage) }
     var limit: Int?
@@ -120,12 +122,19 @@ func importImages(_ arguments: [String]) throws {
         guard let value = Int(text), value > 0 else { throw UsageError(description: "--limit must be a positive integer") }
         limit = value
     }
-    let settings = try configuration(options, flagKeys: ["database": "database.path"])
     let logger = Logger()
-    let service = try ImageService(configuration: settings, logger: logger)
-    defer { service.close() }
+    var service: ImageService?
+    defer { service?.close() }
+    let ingest: Importer.Ingest
+    if let url = options["url"] {
+        ingest = try remoteIngest(url: url)
+    } else {
+        let opened = try ImageService(configuration: try configuration(options, flagKeys: ["database": "database.path"]), logger: logger)
+        service = opened
+        ingest = { try opened.ingest(bytes: $0, metadataJSON: $1).created }
+    }
     let started = Date()
-    let importer = Importer(service: service, logger: logger) { done, total in
+    let importer = Importer(ingest: ingest, logger: logger) { done, total in
         let seconds = max(Date().timeIntervalSince(started), 1e-9)
         let line = String(format: "\rimported %d/%d  %.0f images/s", done, total, Double(done) / seconds)
         FileHandle.standardError.write(Data(line.utf8))
@@ -134,6 +143,23 @@ func importImages(_ arguments: [String]) throws {
     let summary = try importer.run(paths: positional, labels: options["labels"], limit: limit)
     print("new \(summary.created), already stored \(summary.duplicates), failed \(summary.failed), " +
           String(format: "%.1f s", Date().timeIntervalSince(started)))
+}
+
+/// Uploads through `POST /v1/images` of the server at `url`, with metadata as a `meta` query parameter.
+func remoteIngest(url text: String) throws -> Importer.Ingest {
+    guard let url = URL(string: text), url.scheme == "http", let host = url.host else {
+        throw UsageError(description: "--url must look like http://HOST:PORT")
+    }
+    let client = HTTPClient(host: host, port: url.port ?? 80)
+    return { bytes, metadata in
+        var target = "/v1/images"
+        if let metadata, let encoded = metadata.addingPercentEncoding(withAllowedCharacters: .alphanumerics) { target += "?meta=" + encoded }
+        let response = try client.send("POST", target, headers: [("Content-Type", "application/octet-stream")], body: bytes)
+        guard response.status == 200 || response.status == 201 else {
+            throw UsageError(description: "the server answered \(response.status): \(String(decoding: response.body, as: UTF8.self))")
+        }
+        return response.status == 201
+    }
 }
 
 func bench(_ arguments: [String]) throws {

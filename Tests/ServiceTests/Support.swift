@@ -1,9 +1,10 @@
 import Foundation
 import XCTest
+import HTTP
 import Imaging
 @testable import Service
 
-/// A minimal HTTP/1.1 client over a real socket, one request per connection.
+/// Requests to a server on a loopback port over a real socket, one connection per request.
 struct TestClient {
     let port: Int
 
@@ -17,66 +18,12 @@ struct TestClient {
     }
 
     func request(_ method: String, _ path: String, body: [UInt8] = [], headers: [(String, String)] = []) throws -> Response {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        if !body.isEmpty || method == "POST" || method == "PUT" { head += "Content-Length: \(body.count)\r\n" }
-        head += "\r\n"
-        return try Response(raw: exchange(Array(head.utf8) + body))
-    }
-
-    /// Sends raw bytes and reads until the server closes the connection.
-    func exchange(_ bytes: [UInt8]) throws -> [UInt8] {
-        let socket = try connect()
-        defer { close(socket) }
-        var sent = 0
-        while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard count > 0 else { break }
-            sent += count
-        }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
-            if count <= 0 { break }
-            received += buffer[0..<count]
-        }
-        return received
-    }
-
-    func connect() throws -> Int32 {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            close(socket)
-            throw NSError(domain: "TestClient", code: Int(errno), userInfo: [NSLocalizedDescriptionKey: "connect failed: errno \(errno)"])
-        }
-        return socket
-    }
-}
-
-extension TestClient.Response {
-    init(raw: [UInt8]) throws {
-        guard let split = raw.firstRange(of: [13, 10, 13, 10]) else {
-            throw NSError(domain: "TestClient", code: 1, userInfo: [NSLocalizedDescriptionKey: "no complete response head in \(raw.count) bytes"])
-        }
-        let lines = String(decoding: raw[..<split.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
-        let statusParts = lines[0].split(separator: " ")
-        status = statusParts.count > 1 ? Int(statusParts[1]) ?? 0 : 0
-        headers = [:]
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        body = Array(raw[split.upperBound...])
+        let client = HTTPClient(host: "127.0.0.1", port: port, timeout: 30)
+        defer { client.disconnect() }
+        let response = try client.send(method, path, headers: headers, body: body)
+        var fields: [String: String] = [:]
+        for (name, value) in response.headers { fields[name.lowercased()] = value }
+        return Response(status: response.status, headers: fields, body: response.body)
     }
 }
 
