@@ -37,6 +37,13 @@ public struct PrecisionRecallPoint: Sendable, Equatable {
     public let precision: Double
     /// Mean over all queries of (relevant within radius) / (relevant in database).
     public let recall: Double
+
+    /// A point at `radius` with the given mean precision and recall.
+    public init(radius: Int, precision: Double, recall: Double) {
+        self.radius = radius
+        self.precision = precision
+        self.recall = recall
+    }
 }
 
 /// Retrieval quality of Hamming ranking under the evaluation protocol.

@@ -1,4 +1,216 @@
-/// `dsch eval` (pending).
+import Foundation
+import Hashing
+
+let evalUsage = """
+    Usage: dsch eval [--bits 16,32,64] [--methods lsh,itq,dsch] [--ablations] [options]
+
+    The retrieval evaluation of EVALUATION.md on Fashion-MNIST: 5,000 training images, 1,000 queries,
+    69,000 database images, mAP@1000, precision@100, training wall time, the float kNN reference, and
+    the 64-bit precision–recall curves. Writes eval.json, eval.md and pr-curves.png to --output-dir.
+      --bits LIST             code lengths (default 16,32,64)
+      --methods LIST          of lsh, itq, dsch, dsch-plain, dsch-cooccurrence, dsch-fine (default lsh,itq,dsch)
+      --ablations             add dsch-plain (two-view contrastive), dsch-cooccurrence and dsch-fine
+      --ablation-bits LIST    code lengths for the ablation variants (default: those of --bits)
+      --output-dir DIR        default eval-results
+      --save-models DIR       also write every trained DSCH model there
+      --data-dir DIR          where the Fashion-MNIST IDX files are
+      --epochs N, --settings FILE, --set KEY=VALUE   DSCH settings, as for `dsch train`
+      --threads N             compute threads (default: the core count)
+      --no-knn                skip the float kNN reference
+    """
+
+/// One method at one code length.
+struct EvaluationRow: Codable {
+    var method: String
+    var bits: Int
+    var meanAveragePrecisionAt1000: Double
+    var precisionAt100: Double
+    var trainingSeconds: Double
+    var encodingSeconds: Double
+    /// (radius, precision, recall) triples.
+    var precisionRecall: [[Double]]
+}
+
+/// Everything `dsch eval` measured, as written to eval.json.
+struct EvaluationReport: Codable {
+    var protocolDescription = "Fashion-MNIST, 5,000 training images (first of the train split), 1,000 queries (first 100 test images per class), 69,000 database images, mAP@1000 by Hamming ranking, ties by database position"
+    var cores: Int
+    var threads: Int
+    var loadAverageAtStart: String
+    var loadAverageAtEnd: String
+    var dschSettings: DSCHSettings
+    var floatKNNMeanAveragePrecisionAt1000: Double?
+    var rows: [EvaluationRow] = []
+}
+
+/// The method name of an ablation variant.
+func methodName(_ ablation: DSCHSettings.Ablation) -> String {
+    ablation == .full ? "dsch" : "dsch-" + ablation.rawValue
+}
+
+func loadAverage() -> String {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "unknown" }
+    return text.split(separator: " ").prefix(3).joined(separator: " ")
+}
+
+/// `dsch eval`: the table of EVALUATION.md as text, JSON and Markdown, and the PR curves as PNG.
 func runEval(arguments: [String]) throws {
-    throw UsageError(description: "dsch eval is not built yet")
+    let (overrides, rest) = try extractSettingOverrides(arguments)
+    let (options, positional) = try parseOptions(
+        rest, known: ["bits", "methods", "ablation-bits", "output-dir", "save-models", "data-dir", "epochs", "settings", "threads"],
+        flags: ["help", "ablations", "no-knn"])
+    if options["help"] != nil { print(evalUsage); return }
+    guard positional.isEmpty else { throw UsageError(description: "eval takes no positional arguments\n\n" + evalUsage) }
+    func integerList(_ text: String, _ name: String) throws -> [Int] {
+        try text.split(separator: ",").map { try positiveInteger(String($0), name) }
+    }
+    let bitCounts = try integerList(options["bits"] ?? "16,32,64", "--bits")
+    let ablationBits = try options["ablation-bits"].map { try integerList($0, "--ablation-bits") } ?? bitCounts
+    var methods = (options["methods"] ?? "lsh,itq,dsch").split(separator: ",").map(String.init)
+    if options["ablations"] != nil {
+        for ablation in [DSCHSettings.Ablation.plain, .cooccurrence, .fine] where !methods.contains(methodName(ablation)) {
+            methods.append(methodName(ablation))
+        }
+    }
+    let ablations = Dictionary(uniqueKeysWithValues: DSCHSettings.Ablation.allCases.map { (methodName($0), $0) })
+    for method in methods where method != "lsh" && method != "itq" && ablations[method] == nil {
+        throw UsageError(description: "unknown method '\(method)'\n\n" + evalUsage)
+    }
+    // --bits sets the code lengths of the evaluation, so it is not a DSCH setting override here.
+    var settingOptions = options
+    settingOptions["bits"] = nil
+    let baseSettings = try dschSettings(options: settingOptions, overrides: overrides)
+    let threads = try applyThreads(options)
+    let outputDirectory = options["output-dir"] ?? "eval-results"
+    try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+    if let modelDirectory = options["save-models"] {
+        try FileManager.default.createDirectory(atPath: modelDirectory, withIntermediateDirectories: true)
+    }
+
+    let split = try EvaluationProtocol.load(directory: options["data-dir"] ?? EvaluationProtocol.fashionMNISTDirectory)
+    let inputSize = 32
+    let trainingThumbnails = split.thumbnails(split.trainingIndices, inputSize: inputSize)
+    var report = EvaluationReport(
+        cores: ProcessInfo.processInfo.activeProcessorCount, threads: threads, loadAverageAtStart: loadAverage(),
+        loadAverageAtEnd: "", dschSettings: baseSettings)
+    print("dsch eval: \(split.trainingIndices.count) training images, \(split.queryIndices.count) queries, "
+          + "\(split.databaseIndices.count) database images; \(report.cores) cores, \(threads) threads, load \(report.loadAverageAtStart)")
+    print("DSCH settings: \(settingsJSON(baseSettings))")
+
+    func record(_ figures: BaselineFigures) throws {
+        report.rows.append(EvaluationRow(
+            method: figures.method, bits: figures.bits, meanAveragePrecisionAt1000: figures.meanAveragePrecisionAt1000,
+            precisionAt100: figures.precisionAt100, trainingSeconds: figures.trainingSeconds,
+            encodingSeconds: figures.encodingSeconds,
+            precisionRecall: figures.precisionRecall.map { [Double($0.radius), $0.precision, $0.recall] }))
+        print(String(format: "%-18@ %3d bits  mAP@1000 %.4f  P@100 %.4f  train %.1f s  encode %.1f s  (load %@)",
+                     figures.method as NSString, figures.bits, figures.meanAveragePrecisionAt1000, figures.precisionAt100,
+                     figures.trainingSeconds, figures.encodingSeconds, loadAverage() as NSString))
+        report.loadAverageAtEnd = loadAverage()
+        try write(report, to: outputDirectory)
+    }
+
+    if options["no-knn"] == nil {
+        func pixels(_ indices: [Int]) -> [Float] { indices.flatMap { split.images.image($0).map { Float($0) / 255 } } }
+        report.floatKNNMeanAveragePrecisionAt1000 = RetrievalMetrics.floatKNNMeanAveragePrecision(
+            queries: pixels(split.queryIndices), queryLabels: split.labels(of: split.queryIndices),
+            database: pixels(split.databaseIndices), databaseLabels: split.labels(of: split.databaseIndices),
+            dimension: split.images.rows * split.images.columns, k: 1_000)
+        print(String(format: "float kNN (raw pixels, Euclidean) mAP@1000 %.4f", report.floatKNNMeanAveragePrecisionAt1000!))
+    }
+
+    for bits in bitCounts {
+        for method in methods {
+            let clock = ContinuousClock()
+            switch method {
+            case "lsh":
+                try record(evaluateEncoder(LSHEncoder(bits: bits, inputSize: inputSize, seed: baseSettings.seed), on: split, method: method))
+            case "itq":
+                let start = clock.now
+                let itq = try ITQEncoder.train(thumbnails: trainingThumbnails, bits: bits, inputSize: inputSize)
+                try record(evaluateEncoder(itq, on: split, method: method, trainingSeconds: durationSeconds(clock.now - start)))
+            default:
+                let ablation = ablations[method]!
+                if ablation != .full && !ablationBits.contains(bits) { continue }
+                var settings = baseSettings.applying(ablation)
+                settings.bits = bits
+                let start = clock.now
+                let encoder = try DSCHTrainer(settings: settings, inputSize: inputSize).train(thumbnails: trainingThumbnails) {
+                    printEpoch($0, prefix: "  \(method) \(bits) bits: ")
+                }
+                let trainingSeconds = durationSeconds(clock.now - start)
+                if let modelDirectory = options["save-models"] {
+                    let path = "\(modelDirectory)/\(method)-\(bits).model"
+                    _ = FileManager.default.createFile(atPath: path, contents: Data(try encoder.serialized()))
+                }
+                try record(evaluateEncoder(encoder, on: split, method: method, trainingSeconds: trainingSeconds))
+            }
+        }
+    }
+    report.loadAverageAtEnd = loadAverage()
+    try write(report, to: outputDirectory)
+    print("\n" + markdown(report))
+    print("wrote \(outputDirectory)/eval.json, eval.md and pr-curves.png")
+}
+
+func durationSeconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+}
+
+/// Writes eval.json, eval.md and (when some method has curves) pr-curves.png.
+func write(_ report: EvaluationReport, to directory: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try encoder.encode(report).write(to: URL(fileURLWithPath: directory + "/eval.json"))
+    let plot = curvePlot(report)
+    var text = markdown(report)
+    if let plot {
+        try Data(try plot.plot.png()).write(to: URL(fileURLWithPath: directory + "/pr-curves.png"))
+        text += "\n![precision–recall at \(plot.bits) bits](pr-curves.png)\n\nLegend, top to bottom: "
+            + zip(plot.plot.curves, plot.plot.colourNames).map { "\($0.method) (\($1))" }.joined(separator: ", ") + ".\n"
+    }
+    try Data(text.utf8).write(to: URL(fileURLWithPath: directory + "/eval.md"))
+}
+
+/// The precision–recall curves of every method at 64 bits (or the longest code length evaluated).
+func curvePlot(_ report: EvaluationReport) -> (plot: PrecisionRecallPlot, bits: Int)? {
+    guard let bits = report.rows.contains(where: { $0.bits == 64 }) ? 64 : report.rows.map(\.bits).max() else { return nil }
+    let curves = report.rows.filter { $0.bits == bits }.map { row in
+        PrecisionRecallPlot.Curve(method: row.method, points: row.precisionRecall.map {
+            PrecisionRecallPoint(radius: Int($0[0]), precision: $0[1], recall: $0[2])
+        })
+    }
+    return (PrecisionRecallPlot(curves: curves), bits)
+}
+
+/// The table of EVALUATION.md: one line per method, mAP@1000 and P@100 per code length, training time.
+func markdown(_ report: EvaluationReport) -> String {
+    let bitCounts = Array(Set(report.rows.map(\.bits))).sorted()
+    var methods: [String] = []
+    for row in report.rows where !methods.contains(row.method) { methods.append(row.method) }
+    func cell(_ method: String, _ bits: Int, _ value: (EvaluationRow) -> String) -> String {
+        report.rows.first { $0.method == method && $0.bits == bits }.map(value) ?? "–"
+    }
+    let header = ["method"] + bitCounts.map { "mAP@1000 \($0) bits" } + bitCounts.map { "P@100 \($0) bits" }
+        + bitCounts.map { "train s \($0) bits" }
+    var lines = [
+        "# Retrieval evaluation", "",
+        report.protocolDescription + ".", "",
+        "| " + header.joined(separator: " | ") + " |",
+        "|" + header.map { _ in "---" }.joined(separator: "|") + "|",
+    ]
+    for method in methods {
+        let cells = bitCounts.map { bits in cell(method, bits) { String(format: "%.4f", $0.meanAveragePrecisionAt1000) } }
+            + bitCounts.map { bits in cell(method, bits) { String(format: "%.4f", $0.precisionAt100) } }
+            + bitCounts.map { bits in cell(method, bits) { String(format: "%.1f", $0.trainingSeconds) } }
+        lines.append("| " + ([method] + cells).joined(separator: " | ") + " |")
+    }
+    lines.append("")
+    if let knn = report.floatKNNMeanAveragePrecisionAt1000 {
+        lines.append(String(format: "Float kNN on raw pixels (Euclidean): mAP@1000 %.4f.", knn))
+    }
+    lines.append("Machine: \(report.cores) cores, \(report.threads) compute threads; load average \(report.loadAverageAtStart) at start, \(report.loadAverageAtEnd) at end.")
+    lines.append("")
+    lines.append("DSCH settings: `\(settingsJSON(report.dschSettings))`")
+    return lines.joined(separator: "\n") + "\n"
 }

@@ -1,0 +1,125 @@
+import Foundation
+import NeuralNet
+
+/// Networks of one trained model for concurrent callers: a `Sequential` keeps per-call state, so every
+/// caller borrows a replica of its own and returns it afterwards.
+final class NetworkPool: @unchecked Sendable {
+    let configuration: EncoderConfiguration
+    /// The network's parameters and statistics (`Sequential.serialized()`), from which replicas are built.
+    let weights: [UInt8]
+    private let lock = NSLock()
+    private var idle: [Sequential] = []
+
+    init(configuration: EncoderConfiguration, weights: [UInt8]) throws {
+        self.configuration = configuration
+        self.weights = weights
+        idle.append(try makeNetwork())
+    }
+
+    private func makeNetwork() throws -> Sequential {
+        let network = try Sequential.dschEncoder(configuration, seed: 0)
+        try network.load(from: weights)
+        network.mode = .inference
+        return network
+    }
+
+    /// Runs `body` with a network no other caller is using.
+    func withNetwork<Result>(_ body: (Sequential) throws -> Result) throws -> Result {
+        lock.lock()
+        let borrowed = idle.popLast()
+        lock.unlock()
+        let network = try borrowed ?? makeNetwork()
+        defer {
+            lock.lock()
+            idle.append(network)
+            lock.unlock()
+        }
+        return try body(network)
+    }
+}
+
+/// Trained network + sign, behind HashEncoder (kind "dsch"); safe to call `encode` from several threads.
+public struct DSCHEncoder: HashEncoder {
+    public let kind = "dsch"
+    public var bits: Int { configuration.bits }
+    public var inputSize: Int { configuration.inputSize }
+    /// The network's architecture.
+    public let configuration: EncoderConfiguration
+    private let pool: NetworkPool
+
+    /// Images per forward pass when encoding: large enough to keep both cores busy, small enough to
+    /// keep activations in a few tens of megabytes.
+    static let encodingBatch = 256
+
+    /// Wraps a trained network (copied: later changes to `network` do not reach the encoder).
+    public init(network: Sequential, configuration: EncoderConfiguration) throws {
+        self.configuration = configuration
+        pool = try NetworkPool(configuration: configuration, weights: network.serialized())
+    }
+
+    /// The tanh outputs of the network in inference mode, one row of `bits` per thumbnail.
+    public func encode(thumbnails: [[UInt8]]) -> [[Float]] {
+        let size = inputSize, bits = self.bits
+        for (index, thumbnail) in thumbnails.enumerated() {
+            precondition(thumbnail.count == size * size * 3, "thumbnail \(index) has \(thumbnail.count) bytes, expected \(size * size * 3)")
+        }
+        guard !thumbnails.isEmpty else { return [] }
+        do {
+            return try pool.withNetwork { network in
+                var rows: [[Float]] = []
+                rows.reserveCapacity(thumbnails.count)
+                var start = 0
+                while start < thumbnails.count {
+                    let end = min(start + DSCHEncoder.encodingBatch, thumbnails.count)
+                    let input = try Tensor(
+                        shape: [end - start, 3, size, size],
+                        storage: Augmentation.batchTensor(thumbnails: Array(thumbnails[start..<end]), size: size))
+                    let output = try network.forward(input).storage
+                    for row in 0..<(end - start) { rows.append(Array(output[(row * bits)..<((row + 1) * bits)])) }
+                    start = end
+                }
+                return rows
+            }
+        } catch {
+            // Shapes were checked above and the network was loaded at construction, so a failure here
+            // is a defect, not bad input.
+            preconditionFailure("DSCH encoder failed on checked input: \(error)")
+        }
+    }
+
+    private static let magic: [UInt8] = Array("DSCH".utf8)
+    private static let formatVersion: UInt32 = 1
+
+    /// Binary layout: "DSCH", little-endian UInt32 format version, bits, inputSize, the three widths,
+    /// hidden width, then the network file (`Sequential.serialized()`, which carries its own checksum).
+    public func serialized() throws -> [UInt8] {
+        var bytes = DSCHEncoder.magic
+        let header = [Int(DSCHEncoder.formatVersion), bits, inputSize] + configuration.widths + [configuration.hiddenWidth]
+        for value in header { withUnsafeBytes(of: UInt32(value).littleEndian) { bytes += $0 } }
+        return bytes + pool.weights
+    }
+
+    /// Rebuilds an encoder from `serialized()`.
+    public static func load(_ data: [UInt8]) throws -> DSCHEncoder {
+        let headerSize = 4 + 7 * 4
+        guard data.count > headerSize, Array(data[0..<4]) == magic else {
+            throw HashEncoderError.badModelData("DSCH model does not start with the DSCH header")
+        }
+        func word(_ index: Int) -> Int {
+            let offset = 4 + 4 * index
+            return Int((0..<4).reduce(UInt32(0)) { $0 | UInt32(data[offset + $1]) << (8 * UInt32($1)) })
+        }
+        guard word(0) == Int(formatVersion) else {
+            throw HashEncoderError.badModelData("DSCH model format version \(word(0)); this build reads version \(formatVersion)")
+        }
+        let configuration = EncoderConfiguration(
+            bits: word(1), widths: [word(3), word(4), word(5)], hiddenWidth: word(6), inputChannels: 3, inputSize: word(2))
+        do {
+            let network = try Sequential.dschEncoder(configuration, seed: 0)
+            try network.load(from: Array(data[headerSize...]))
+            return try DSCHEncoder(network: network, configuration: configuration)
+        } catch let error as NeuralNetError {
+            throw HashEncoderError.badModelData("DSCH network: \(error)")
+        }
+    }
+}

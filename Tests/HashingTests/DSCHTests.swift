@@ -1,0 +1,233 @@
+import Foundation
+import Imaging
+import NeuralNet
+import XCTest
+@testable import Hashing
+
+/// Small settings that train in seconds in a debug build: narrow network, 16×16 input, few epochs.
+private func smallSettings(epochs: Int = 2) -> DSCHSettings {
+    var settings = DSCHSettings()
+    settings.bits = 16
+    settings.epochs = epochs
+    settings.warmupEpochs = 1
+    settings.batchSize = 32
+    settings.widths = [8, 16, 16]
+    settings.hiddenWidth = 32
+    settings.fineComponents = 8
+    settings.coarseComponents = 3
+    settings.mixtureIterations = 10
+    settings.learningRateWarmupEpochs = 0.5
+    return settings
+}
+
+/// Random 16×16 RGB thumbnails.
+private func randomThumbnails(_ count: Int, size: Int = 16, seed: UInt64 = 7) -> [[UInt8]] {
+    var generator = SplitMix64(seed: seed)
+    return (0..<count).map { _ in (0..<(size * size * 3)).map { _ in UInt8(truncatingIfNeeded: generator.next()) } }
+}
+
+final class DSCHSettingsTests: XCTestCase {
+    func testMissingKeysKeepDefaultsAndOverridesApply() throws {
+        XCTAssertEqual(try DSCHSettings.decode(overrides: [:]), DSCHSettings())
+        let settings = try DSCHSettings.decode(overrides: ["bits": 32, "temperature": 0.5, "cooccurrence": false, "widths": [8, 16, 32]])
+        XCTAssertEqual(settings.bits, 32)
+        XCTAssertEqual(settings.temperature, 0.5)
+        XCTAssertFalse(settings.cooccurrence)
+        XCTAssertEqual(settings.widths, [8, 16, 32])
+        XCTAssertEqual(settings.epochs, DSCHSettings().epochs)
+        // Overrides layer over the given base, not over the defaults.
+        var base = DSCHSettings()
+        base.epochs = 3
+        XCTAssertEqual(try DSCHSettings.decode(overrides: ["bits": 16], base: base).epochs, 3)
+    }
+
+    func testUnknownKeyIsAnErrorNamingIt() {
+        XCTAssertThrowsError(try DSCHSettings.decode(overrides: ["bits": 32, "temprature": 0.5])) { error in
+            XCTAssertEqual(error as? DSCHSettingsError, .unknownKey("temprature"))
+            XCTAssertTrue("\(error)".contains("temprature"))
+        }
+        XCTAssertThrowsError(try JSONDecoder().decode(DSCHSettings.self, from: Data(#"{"epochs": 3, "colour": 1}"#.utf8))) { error in
+            XCTAssertEqual(error as? DSCHSettingsError, .unknownKey("colour"))
+        }
+    }
+
+    func testWrongTypesAndRangesNameTheKey() {
+        XCTAssertThrowsError(try DSCHSettings.decode(overrides: ["epochs": "many"])) { error in
+            guard case .invalidValue(let key, _)? = error as? DSCHSettingsError else { return XCTFail("\(error)") }
+            XCTAssertEqual(key, "epochs")
+        }
+        XCTAssertThrowsError(try DSCHSettings.decode(overrides: ["fineComponents": 10, "coarseComponents": 20])) { error in
+            guard case .invalidValue(let key, _)? = error as? DSCHSettingsError else { return XCTFail("\(error)") }
+            XCTAssertEqual(key, "coarseComponents")
+        }
+        XCTAssertThrowsError(try DSCHSettings.decode(overrides: ["temperature": 0]))
+    }
+
+    func testJSONRoundTripAndAblations() throws {
+        var settings = DSCHSettings()
+        settings.fineComponents = 123
+        settings.seed = 99
+        let decoded = try JSONDecoder().decode(DSCHSettings.self, from: JSONEncoder().encode(settings))
+        XCTAssertEqual(decoded, settings)
+
+        let plain = settings.applying(.plain)
+        XCTAssertFalse(plain.usesComponents)
+        let cooccurrence = settings.applying(.cooccurrence)
+        XCTAssertTrue(cooccurrence.cooccurrence && cooccurrence.fineWeight == 0 && cooccurrence.coarseWeight == 0)
+        let fine = settings.applying(.fine)
+        XCTAssertTrue(fine.cooccurrence && fine.fineWeight == settings.fineWeight && fine.coarseWeight == 0)
+        XCTAssertEqual(settings.applying(.full), settings)
+    }
+}
+
+final class DSCHTrainerTests: XCTestCase {
+    func testSameSeedSameModelOtherSeedOtherModel() throws {
+        let thumbnails = randomThumbnails(64)
+        func train(seed: UInt64) throws -> [UInt8] {
+            var settings = smallSettings()
+            settings.seed = seed
+            return try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: thumbnails) { _ in }.serialized()
+        }
+        let first = try train(seed: 1)
+        XCTAssertEqual(first, try train(seed: 1))
+        XCTAssertNotEqual(first, try train(seed: 2))
+    }
+
+    func testReportsEveryEpochWithLossesAndRunsEStepsAfterWarmup() throws {
+        var reports: [DSCHEpochReport] = []
+        var settings = smallSettings(epochs: 3)
+        settings.quantizationWeight = 0.1
+        let trainer = DSCHTrainer(settings: settings, inputSize: 16)
+        _ = try trainer.train(thumbnails: randomThumbnails(64)) { reports.append($0) }
+        XCTAssertEqual(reports.map(\.epoch), [1, 2, 3])
+        XCTAssertEqual(reports.map(\.ranExpectationStep), [false, true, true])
+        XCTAssertEqual(Set(reports[0].losses.keys), ["instance", "quantization", "total"])
+        XCTAssertEqual(Set(reports[2].losses.keys), ["instance", "fine", "coarse", "quantization", "total"])
+        XCTAssertTrue(reports.allSatisfy { $0.losses.values.allSatisfy(\.isFinite) && $0.seconds > 0 })
+        XCTAssertEqual(reports.last?.etaSeconds, 0)
+        XCTAssertEqual(trainer.components?.fineCount, 8)
+    }
+
+    func testProgressErrorCancelsTraining() {
+        struct Cancelled: Error {}
+        var calls = 0
+        XCTAssertThrowsError(try DSCHTrainer(settings: smallSettings(epochs: 3), inputSize: 16).train(thumbnails: randomThumbnails(64)) { _ in
+            calls += 1
+            throw Cancelled()
+        }) { XCTAssertTrue($0 is Cancelled) }
+        XCTAssertEqual(calls, 1)
+    }
+
+    func testTooFewImagesAndBadThumbnailsAreTypedErrors() {
+        var settings = smallSettings()
+        settings.fineComponents = 100
+        settings.coarseComponents = 10
+        XCTAssertThrowsError(try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }) { error in
+            XCTAssertEqual(error as? DSCHTrainingError, .tooFewImagesForComponents(images: 40, fineComponents: 100))
+            XCTAssertTrue("\(error)".contains("fineComponents to at most 40"))
+        }
+        // Plain contrastive training needs no components, so the same count is fine there.
+        XCTAssertNoThrow(try DSCHTrainer(settings: settings.applying(.plain), inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in })
+        XCTAssertThrowsError(try DSCHTrainer(settings: smallSettings(), inputSize: 16).train(thumbnails: [[1, 2, 3]] + randomThumbnails(40)) { _ in }) { error in
+            XCTAssertEqual(error as? DSCHTrainingError, .badThumbnail(index: 0, bytes: 3, expected: 768))
+        }
+    }
+
+    /// A short run on a few hundred Fashion-MNIST images must rank same-class images higher than the
+    /// untrained network with the same initial weights does.
+    func testTrainingBeatsTheUntrainedNetworkOnFashionMNIST() throws {
+        let directory = EvaluationProtocol.fashionMNISTDirectory
+        guard FileManager.default.fileExists(atPath: directory + "/train-images-idx3-ubyte.gz")
+            || FileManager.default.fileExists(atPath: directory + "/train-images-idx3-ubyte") else {
+            throw XCTSkip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+        }
+        let split = try EvaluationProtocol.load(directory: directory, trainingCount: 400)
+        let indices = split.trainingIndices
+        let thumbnails = indices.map { grayThumbnail(Array(split.images.image($0)), width: 28, height: 28, size: 16) }
+        let labels = split.labels(of: indices)
+        var settings = smallSettings(epochs: 6)
+        settings.bits = 32
+        settings.learningRate = 0.005
+        settings.fineComponents = 20
+        settings.coarseComponents = 5
+
+        func meanAveragePrecision(_ encoder: DSCHEncoder) -> Double {
+            let codes = PackedCodes(signsOf: encoder.encode(thumbnails: thumbnails), bits: encoder.bits)
+            return RetrievalMetrics.evaluateHamming(
+                queries: codes, queryLabels: labels, database: codes, databaseLabels: labels, k: 100, precisionDepth: 10
+            ).meanAveragePrecision
+        }
+        let untrainedNetwork = try Sequential.dschEncoder(settings.encoderConfiguration(inputSize: 16), seed: settings.seed)
+        untrainedNetwork.mode = .inference
+        let untrained = meanAveragePrecision(try DSCHEncoder(network: untrainedNetwork, configuration: settings.encoderConfiguration(inputSize: 16)))
+        let trained = meanAveragePrecision(try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: thumbnails) { _ in })
+        XCTAssertGreaterThan(trained, untrained + 0.1, "trained mAP \(trained), untrained \(untrained)")
+    }
+}
+
+final class DSCHEncoderTests: XCTestCase {
+    func testSaveLoadRoundTripGivesIdenticalCodes() throws {
+        let encoder = try DSCHTrainer(settings: smallSettings(epochs: 1), inputSize: 16).train(thumbnails: randomThumbnails(64)) { _ in }
+        let bytes = try encoder.serialized()
+        let loaded = try DSCHEncoder.load(bytes)
+        XCTAssertEqual(loaded.kind, "dsch")
+        XCTAssertEqual(loaded.bits, 16)
+        XCTAssertEqual(loaded.inputSize, 16)
+        XCTAssertEqual(loaded.configuration, encoder.configuration)
+        let probe = randomThumbnails(300, seed: 11)
+        let codes = encoder.encode(thumbnails: probe)
+        XCTAssertEqual(codes.count, 300)
+        XCTAssertEqual(loaded.encode(thumbnails: probe), codes)
+        XCTAssertEqual(try loaded.serialized(), bytes)
+        // Outputs are tanh values, and encoding is per image: a batch of one agrees with the big batch.
+        XCTAssertTrue(codes.allSatisfy { $0.count == 16 && $0.allSatisfy { abs($0) <= 1 } })
+        XCTAssertEqual(encoder.encode(thumbnails: [probe[5]])[0].map { $0 > 0 }, codes[5].map { $0 > 0 })
+    }
+
+    func testDamagedModelsAreRejected() throws {
+        let encoder = try DSCHTrainer(settings: smallSettings(epochs: 1), inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
+        var bytes = try encoder.serialized()
+        XCTAssertThrowsError(try DSCHEncoder.load(Array("ITQ1".utf8) + bytes.dropFirst(4)))
+        XCTAssertThrowsError(try DSCHEncoder.load(Array(bytes.dropLast(10))))
+        bytes[bytes.count / 2] ^= 0xff
+        XCTAssertThrowsError(try DSCHEncoder.load(bytes)) { error in
+            XCTAssertTrue(error is HashEncoderError, "\(error)")
+        }
+    }
+
+    func testConcurrentEncodingMatchesSerialEncoding() throws {
+        let encoder = try DSCHTrainer(settings: smallSettings(epochs: 1), inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
+        let probe = randomThumbnails(40, seed: 3)
+        let expected = encoder.encode(thumbnails: probe)
+        let results = UnsafeMutableBufferPointer<[[Float]]>.allocate(capacity: 4)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 4) { results[$0] = encoder.encode(thumbnails: probe) }
+        for result in results { XCTAssertEqual(result, expected) }
+    }
+}
+
+final class PrecisionRecallPlotTests: XCTestCase {
+    func testDrawsEveryCurveInItsColourAndALegend() throws {
+        let rising = (0...4).map { PrecisionRecallPoint(radius: $0, precision: 1 - Double($0) * 0.2, recall: Double($0) * 0.25) }
+        let flat = (0...4).map { PrecisionRecallPoint(radius: $0, precision: 0.3, recall: Double($0) * 0.25) }
+        let plot = PrecisionRecallPlot(curves: [.init(method: "a", points: rising), .init(method: "b", points: flat)], width: 400, height: 300)
+        let image = plot.raster()
+        XCTAssertEqual(image.pixels.count, 400 * 300 * 3)
+        func count(_ colour: (UInt8, UInt8, UInt8)) -> Int {
+            stride(from: 0, to: image.pixels.count, by: 3).filter {
+                image.pixels[$0] == colour.0 && image.pixels[$0 + 1] == colour.1 && image.pixels[$0 + 2] == colour.2
+            }.count
+        }
+        let first = PrecisionRecallPlot.palette[0].rgb, second = PrecisionRecallPlot.palette[1].rgb
+        // Each curve spans the plot's width (≥ 300 pixels of line) plus an 18×18 legend box.
+        XCTAssertGreaterThan(count(first), 300 + 18 * 18)
+        XCTAssertGreaterThan(count(second), 300 + 18 * 18)
+        XCTAssertEqual(count(PrecisionRecallPlot.palette[2].rgb), 0)
+        // The flat curve at precision 0.3 passes through the middle column at the height of 0.3.
+        let x = 60 + (380 - 60) / 2, y = 250 - Int(0.3 * 230)
+        XCTAssertEqual(Array(image.pixels[((y * 400 + x) * 3)..<((y * 400 + x) * 3 + 3)]), [second.0, second.1, second.2])
+        XCTAssertEqual(Array(try plot.png().prefix(8)), [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+        XCTAssertEqual(plot.colourNames, ["blue", "orange"])
+    }
+}
