@@ -1,4 +1,5 @@
 import Foundation
+import Hashing
 
 /// Every setting of the service with its default. `Config/default.json` is this struct's encoding
 /// (a test keeps the two equal); a user file, `DSCH_*` environment variables and command-line flags
@@ -69,6 +70,8 @@ public struct Configuration: Codable, Equatable, Sendable {
     public var model = Model()
     public var search = Search()
     public var retrain = Retrain()
+    /// DSCH training settings used by retrains (a request may override any of them).
+    public var dsch = DSCHSettings()
     public var admin = Admin()
 
     public init() {}
@@ -180,7 +183,12 @@ public enum ConfigurationLoader {
             throw ConfigurationError.unknownKey(key, source: source)
         }
         let value: Any
-        if existing is String {
+        if existing is [Any] {
+            guard let array = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [Any] else {
+                throw ConfigurationError.wrongType(key: key, expected: "a JSON array such as [32,64,128]", source: source)
+            }
+            value = array
+        } else if existing is String {
             value = text
         } else if isBoolean(existing) {
             guard let flag = Bool(text.lowercased()) else { throw ConfigurationError.wrongType(key: key, expected: "true or false", source: source) }
@@ -206,6 +214,7 @@ public enum ConfigurationLoader {
     }
 
     private static func sameKind(_ a: Any, _ b: Any) -> Bool {
+        if a is [Any] { return b is [Any] }
         if a is String { return b is String }
         if isBoolean(a) { return isBoolean(b) }
         if a is NSNumber { return b is NSNumber && !isBoolean(b) }
@@ -213,6 +222,7 @@ public enum ConfigurationLoader {
     }
 
     private static func kindName(_ value: Any) -> String {
+        if value is [Any] { return "an array" }
         if value is String { return "a string" }
         if isBoolean(value) { return "true or false" }
         return "a number"
@@ -236,5 +246,6 @@ extension Configuration {
         try require(retrain.keepVersions >= 1, "retrain.keepVersions must be at least 1")
         try require(retrain.maxTrainingImages >= 1, "retrain.maxTrainingImages must be at least 1")
         try require(retrain.checkSeconds > 0, "retrain.checkSeconds must be positive")
+        do { try dsch.validate() } catch { throw ConfigurationError.invalid("dsch: \(error)") }
     }
 }

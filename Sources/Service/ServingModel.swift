@@ -59,6 +59,7 @@ public enum EncoderFactory {
         switch kind {
         case "lsh": return try LSHEncoder.load(weights)
         case "itq": return try ITQEncoder.load(weights)
+        case "dsch": return try DSCHEncoder.load(weights)
         default: throw HashEncoderError.unknownKind(kind)
         }
     }

@@ -5,7 +5,7 @@ import Hashing
 public enum Trainers {
     /// Every kind the service can train with the configured settings.
     public static func all(configuration: Configuration, logger: Logger) -> [ModelTrainer] {
-        [ITQTrainer(configuration: configuration)]
+        [DSCHModelTrainer(configuration: configuration), ITQTrainer(configuration: configuration)]
     }
 }
 
@@ -52,5 +52,31 @@ struct ITQTrainer: ModelTrainer {
         let encoder = try ITQEncoder.train(thumbnails: thumbnails, bits: bits, inputSize: configuration.images.inputSize, iterations: iterations)
         try progress(1, "ITQ trained")
         return TrainedModel(encoder: encoder, configJSON: "{\"bits\":\(bits),\"iterations\":\(iterations)}", metricsJSON: nil)
+    }
+}
+
+/// Deep Semantic Components Hashing: the configured `dsch` settings with the request's overrides.
+struct DSCHModelTrainer: ModelTrainer {
+    let configuration: Configuration
+    var kind: String { "dsch" }
+
+    func train(thumbnails: [[UInt8]], settings: [String: Any], progress: @escaping (Double, String) throws -> Void) throws -> TrainedModel {
+        let resolved: DSCHSettings
+        do {
+            resolved = try DSCHSettings.decode(overrides: settings, base: configuration.dsch)
+        } catch {
+            throw RetrainError.invalidSettings("\(error)")
+        }
+        try progress(0, "training DSCH on \(thumbnails.count) images, \(resolved.epochs) epochs")
+        let started = Date()
+        var history: [[String: Any]] = []
+        let encoder = try DSCHTrainer(settings: resolved, inputSize: configuration.images.inputSize).train(thumbnails: thumbnails) { report in
+            history.append(["epoch": report.epoch, "seconds": report.seconds, "losses": report.losses])
+            try progress(Double(report.epoch) / Double(report.epochs), report.summary)
+        }
+        let metrics: [String: Any] = ["trainingSeconds": Date().timeIntervalSince(started), "trainingImages": thumbnails.count, "epochs": history]
+        return TrainedModel(encoder: encoder,
+                            configJSON: String(decoding: try JSONEncoder().encode(resolved), as: UTF8.self),
+                            metricsJSON: String(decoding: try JSONSerialization.data(withJSONObject: metrics, options: [.sortedKeys]), as: UTF8.self))
     }
 }

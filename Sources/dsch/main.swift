@@ -13,6 +13,7 @@ let usage = """
       import    index folders of JPEG/PNG files or IDX image files into the database
       train     train a DSCH (or ITQ/LSH) model from a dataset or folder and save it to a file
       eval      the retrieval evaluation of EVALUATION.md: LSH, ITQ and DSCH with its ablations
+      config    print the effective configuration (defaults, --config FILE, DSCH_* variables) as JSON
       bench     measure speed: `dsch bench index` (Hamming search), `dsch bench nn` (encoder)
 
     Run `dsch <command> --help` for a command's options.
@@ -162,6 +163,17 @@ func remoteIngest(url text: String) throws -> Importer.Ingest {
     }
 }
 
+func printConfiguration(_ arguments: [String]) throws {
+    let (options, _) = try parseOptions(arguments, known: ["config"])
+    if options["help"] != nil {
+        print("Usage: dsch config [--config FILE]\n\nPrints every setting as the service would use it; with no file and no DSCH_* variables this is Config/default.json.")
+        return
+    }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(try configuration(options, flagKeys: [:])), as: UTF8.self))
+}
+
 func bench(_ arguments: [String]) throws {
     switch arguments.first {
     case "index": try runIndexBenchmark(arguments: Array(arguments.dropFirst()))
@@ -180,6 +192,7 @@ do {
     case "train": try runTrain(arguments: rest)
     case "eval": try runEval(arguments: rest)
     case "bench": try bench(rest)
+    case "config": try printConfiguration(rest)
     case "--help", "-h", "help", nil: print(usage)
     case "--version": print("dsch \(ServiceVersion.string)")
     default: throw UsageError(description: "unknown command '\(arguments[0])'\n\n" + usage)
