@@ -17,13 +17,14 @@ final class ProcessTests: XCTestCase {
         let process = Process()
         let port: Int
 
-        init(database: String) throws {
+        init(database: String, arguments extra: [String] = [], environment: [String: String] = [:]) throws {
             let executable = ProcessTests.productsDirectory.appendingPathComponent("dsch")
             guard FileManager.default.isExecutableFile(atPath: executable.path) else {
                 throw XCTSkip("the dsch executable is not built next to the tests (run `swift build` first)")
             }
             process.executableURL = executable
-            process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--database", database]
+            process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--database", database] + extra
+            process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DSCH_") }.merging(environment) { $1 }
             let errors = Pipe()
             process.standardError = errors
             // Collect the log without ever blocking: the child must not stall on a full pipe either.
