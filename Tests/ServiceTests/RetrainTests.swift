@@ -85,7 +85,7 @@ final class RetrainTests: XCTestCase {
     func testRetrainWhileServingThenEveryImageSearchable() throws {
         var gated: GatedTrainer!
         let running = try makeServer(trainers: { configuration in
-            gated = GatedTrainer(Trainers.all(configuration: configuration, logger: Logger(sink: { _ in }))[0])
+            gated = GatedTrainer(Trainers.all(configuration: configuration, logger: Logger(sink: { _ in })).first { $0.kind == "itq" }!)
             return [gated]
         })
         defer { running.stop() }
