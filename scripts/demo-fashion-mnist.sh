@@ -68,7 +68,9 @@ job_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$jo
 last=""
 while true; do
   state=$(curl -sS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v1/admin/jobs/$job_id")
-  line=$(python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print(f"{j[\"status\"]:<9} {j[\"progress\"]*100:5.1f}%  {j.get(\"message\") or \"\"}")' "$state")
+  line=$(python3 -c 'import json, sys
+job = json.loads(sys.argv[1])
+print("%-9s %5.1f%%  %s" % (job["status"], job["progress"] * 100, job.get("message") or ""))' "$state")
   [ "$line" != "$last" ] && echo "  $line" && last=$line
   case "$state" in *'"status":"succeeded"'*|*'"status":"failed"'*) break;; esac
   sleep 2
