@@ -65,26 +65,29 @@ public struct DSCHEncoder: HashEncoder {
         }
         guard !thumbnails.isEmpty else { return [] }
         do {
-            return try pool.withNetwork { network in
-                var rows: [[Float]] = []
-                rows.reserveCapacity(thumbnails.count)
-                var start = 0
-                while start < thumbnails.count {
-                    let end = min(start + DSCHEncoder.encodingBatch, thumbnails.count)
-                    let input = try Tensor(
-                        shape: [end - start, 3, size, size],
-                        storage: Augmentation.batchTensor(thumbnails: Array(thumbnails[start..<end]), size: size))
-                    let output = try network.forward(input).storage
-                    for row in 0..<(end - start) { rows.append(Array(output[(row * bits)..<((row + 1) * bits)])) }
-                    start = end
-                }
-                return rows
-            }
+            let output = try pool.withNetwork { network in try DSCHEncoder.forward(network, thumbnails: thumbnails, size: size) }
+            return (0..<thumbnails.count).map { Array(output[($0 * bits)..<(($0 + 1) * bits)]) }
         } catch {
             // Shapes were checked above and the network was loaded at construction, so a failure here
             // is a defect, not bad input.
             preconditionFailure("DSCH encoder failed on checked input: \(error)")
         }
+    }
+
+    /// The network's outputs for thumbnails without augmentation, row after row, computed
+    /// `encodingBatch` images at a time so that memory stays bounded for any count.
+    static func forward(_ network: Sequential, thumbnails: [[UInt8]], size: Int) throws -> [Float] {
+        var output: [Float] = []
+        var start = 0
+        while start < thumbnails.count {
+            let end = min(start + encodingBatch, thumbnails.count)
+            let input = try Tensor(
+                shape: [end - start, 3, size, size],
+                storage: Augmentation.batchTensor(thumbnails: Array(thumbnails[start..<end]), size: size))
+            output += try network.forward(input).storage
+            start = end
+        }
+        return output
     }
 
     private static let magic: [UInt8] = Array("DSCH".utf8)

@@ -140,21 +140,10 @@ public final class DSCHTrainer {
     /// The E-step: codes of every training image without augmentation, then the fine and coarse components.
     private func expectationStep(network: Sequential, thumbnails: [[UInt8]], epoch: Int) throws -> SemanticComponents {
         network.mode = .inference
-        let bits = settings.bits, size = inputSize
-        var codes: [Float] = []
-        codes.reserveCapacity(thumbnails.count * bits)
-        var start = 0
-        while start < thumbnails.count {
-            let end = min(start + DSCHEncoder.encodingBatch, thumbnails.count)
-            let input = try Tensor(
-                shape: [end - start, 3, size, size],
-                storage: Augmentation.batchTensor(thumbnails: Array(thumbnails[start..<end]), size: size))
-            codes += try network.forward(input).storage
-            start = end
-        }
+        let codes = try DSCHEncoder.forward(network, thumbnails: thumbnails, size: inputSize)
         network.mode = .training
         return try SemanticComponents.find(
-            codes: codes, images: thumbnails.count, bits: bits, fineCount: settings.fineComponents,
+            codes: codes, images: thumbnails.count, bits: settings.bits, fineCount: settings.fineComponents,
             coarseCount: settings.coarseComponents, seed: settings.seed &+ UInt64(epoch),
             topPosteriors: settings.topPosteriors > 0 ? settings.topPosteriors : nil,
             maxIterations: settings.mixtureIterations)

@@ -62,7 +62,7 @@ public final class ImageService: @unchecked Sendable {
         let thumbnail = try decodeThumbnail(bytes)
         let format = ImageFormat.detect(bytes)!
         let image = try ImageDecoder.info(bytes, limits: decodeLimits)
-        let sha256 = SHA256.hex(bytes)
+        let sha256 = SHA256.hexDigest(bytes)
         pthread_rwlock_rdlock(&ingestGate)
         defer { pthread_rwlock_unlock(&ingestGate) }
         let model = currentModel

@@ -19,6 +19,7 @@ final class ServerTests: XCTestCase {
         let id = try XCTUnwrap(created.json["id"] as? Int)
         XCTAssertEqual(created.json["model_version"] as? Int, 1)
         XCTAssertEqual((created.json["code"] as? String)?.count, 16)
+        XCTAssertEqual(created.json["sha256"] as? String, SHA256.hexDigest(first), "the digest of the bytes, not the bytes")
         XCTAssertEqual(created.headers["location"], "/v1/images/\(id)")
 
         let again = try client.request("PUT", "/v1/images", body: first)
