@@ -110,6 +110,6 @@ public struct Importer {
     }
 
     private func jsonObject(_ object: [String: Any]) -> String? {
-        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])).map { String(decoding: $0, as: UTF8.self) }
     }
 }

@@ -165,6 +165,6 @@ func hitJSON(_ hit: SearchHit) -> [String: Any] {
 /// JSON response bodies with sorted keys, so output is stable for scripts and tests.
 enum JSONBody {
     static func response(_ status: Int, _ object: [String: Any]) throws -> HTTPResponse {
-        HTTPResponse.json(status, Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])))
+        HTTPResponse.json(status, Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])))
     }
 }

@@ -126,6 +126,7 @@ final class ProcessTests: XCTestCase {
 
         let indexed = try runScript("index.sh", [image.path, "{\"label\":\"shirt\"}"], port: running.server.port)
         XCTAssertEqual(indexed.json["created"] as? Bool, true, indexed.output)
+        XCTAssertTrue(indexed.output.contains("\"content_type\":\"image/png\""), "slashes are not escaped, as the README shows")
         let id = try XCTUnwrap(indexed.json["id"] as? Int)
         XCTAssertEqual((indexed.json["meta"] as? [String: Any])?["label"] as? String, "shirt")
         let second = try runScript("index.sh", [other.path], port: running.server.port)
