@@ -91,32 +91,38 @@ public struct DSCHEncoder: HashEncoder {
     }
 
     private static let magic: [UInt8] = Array("DSCH".utf8)
-    private static let formatVersion: UInt32 = 1
+    /// Version 1 had no flags word; it is still read (as an encoder without the code batch norm).
+    private static let formatVersion: UInt32 = 2
 
     /// Binary layout: "DSCH", little-endian UInt32 format version, bits, inputSize, the three widths,
-    /// hidden width, then the network file (`Sequential.serialized()`, which carries its own checksum).
+    /// hidden width, flags (bit 0: code batch norm), then the network file (`Sequential.serialized()`,
+    /// which carries its own checksum).
     public func serialized() throws -> [UInt8] {
         var bytes = DSCHEncoder.magic
-        let header = [Int(DSCHEncoder.formatVersion), bits, inputSize] + configuration.widths + [configuration.hiddenWidth]
+        let header = [Int(DSCHEncoder.formatVersion), bits, inputSize] + configuration.widths
+            + [configuration.hiddenWidth, configuration.codeBatchNorm ? 1 : 0]
         for value in header { withUnsafeBytes(of: UInt32(value).littleEndian) { bytes += $0 } }
         return bytes + pool.weights
     }
 
     /// Rebuilds an encoder from `serialized()`.
     public static func load(_ data: [UInt8]) throws -> DSCHEncoder {
-        let headerSize = 4 + 7 * 4
-        guard data.count > headerSize, Array(data[0..<4]) == magic else {
+        guard data.count > 4 + 8 * 4, Array(data[0..<4]) == magic else {
             throw HashEncoderError.badModelData("DSCH model does not start with the DSCH header")
         }
         func word(_ index: Int) -> Int {
             let offset = 4 + 4 * index
             return Int((0..<4).reduce(UInt32(0)) { $0 | UInt32(data[offset + $1]) << (8 * UInt32($1)) })
         }
-        guard word(0) == Int(formatVersion) else {
-            throw HashEncoderError.badModelData("DSCH model format version \(word(0)); this build reads version \(formatVersion)")
+        let version = word(0)
+        guard version == 1 || version == Int(formatVersion) else {
+            throw HashEncoderError.badModelData("DSCH model format version \(version); this build reads versions 1 to \(formatVersion)")
         }
+        let headerSize = 4 + (version == 1 ? 7 : 8) * 4
+        let flags = version == 1 ? 0 : word(7)
         let configuration = EncoderConfiguration(
-            bits: word(1), widths: [word(3), word(4), word(5)], hiddenWidth: word(6), inputChannels: 3, inputSize: word(2))
+            bits: word(1), widths: [word(3), word(4), word(5)], hiddenWidth: word(6), inputChannels: 3, inputSize: word(2),
+            codeBatchNorm: flags & 1 != 0)
         do {
             let network = try Sequential.dschEncoder(configuration, seed: 0)
             try network.load(from: Array(data[headerSize...]))

@@ -62,6 +62,8 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     public var widths: [Int] = [32, 64, 128]
     /// Width of the encoder's hidden fully connected layer.
     public var hiddenWidth: Int = 256
+    /// A batch normalisation before the tanh, which balances every bit over the data.
+    public var codeBatchNorm: Bool = false
     /// Smallest fraction of the thumbnail a random crop covers.
     public var cropScaleMinimum: Double = 0.5
     /// Largest fraction of the thumbnail a random crop covers.
@@ -85,7 +87,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         case bits, epochs, warmupEpochs, estepEvery, batchSize, learningRate, learningRateWarmupEpochs
         case minimumLearningRate, weightDecay, temperature, componentTemperature, fineComponents
         case coarseComponents, topPosteriors, mixtureIterations, cooccurrence, fineWeight, coarseWeight
-        case quantizationWeight, widths, hiddenWidth, cropScaleMinimum, cropScaleMaximum, flipProbability
+        case quantizationWeight, widths, hiddenWidth, codeBatchNorm, cropScaleMinimum, cropScaleMaximum, flipProbability
         case brightness, contrast, grayscaleProbability, seed
     }
 
@@ -128,6 +130,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         quantizationWeight = try read(.quantizationWeight, quantizationWeight)
         widths = try read(.widths, widths)
         hiddenWidth = try read(.hiddenWidth, hiddenWidth)
+        codeBatchNorm = try read(.codeBatchNorm, codeBatchNorm)
         cropScaleMinimum = try read(.cropScaleMinimum, cropScaleMinimum)
         cropScaleMaximum = try read(.cropScaleMaximum, cropScaleMaximum)
         flipProbability = try read(.flipProbability, flipProbability)
@@ -153,7 +156,8 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
 
     /// The network these settings build for thumbnails of `inputSize`.
     public func encoderConfiguration(inputSize: Int) -> EncoderConfiguration {
-        EncoderConfiguration(bits: bits, widths: widths, hiddenWidth: hiddenWidth, inputChannels: 3, inputSize: inputSize)
+        EncoderConfiguration(
+            bits: bits, widths: widths, hiddenWidth: hiddenWidth, inputChannels: 3, inputSize: inputSize, codeBatchNorm: codeBatchNorm)
     }
 
     /// Checks every range; the error names the setting and what to change.

@@ -10,9 +10,16 @@ public struct EncoderConfiguration: Sendable, Equatable {
     public var inputChannels: Int
     /// Input height and width; a multiple of 4 because of the two 2×2 poolings.
     public var inputSize: Int
+    /// Whether a batch normalisation sits between the last linear layer and the tanh, so that every
+    /// bit is centred over the data and splits it about evenly.
+    public var codeBatchNorm: Bool
 
     /// The design's defaults: 64 bits, widths 32/64/128, hidden 256, 3×32×32 input.
-    public init(bits: Int = 64, widths: [Int] = [32, 64, 128], hiddenWidth: Int = 256, inputChannels: Int = 3, inputSize: Int = 32) {
+    public init(
+        bits: Int = 64, widths: [Int] = [32, 64, 128], hiddenWidth: Int = 256, inputChannels: Int = 3, inputSize: Int = 32,
+        codeBatchNorm: Bool = false
+    ) {
+        self.codeBatchNorm = codeBatchNorm
         self.bits = bits
         self.widths = widths
         self.hiddenWidth = hiddenWidth
@@ -23,7 +30,7 @@ public struct EncoderConfiguration: Sendable, Equatable {
 
 extension Sequential {
     /// The default DSCH encoder: `[conv3×3 c1, BN, ReLU]×2, maxpool2, [conv3×3 c2, BN, ReLU]×2,
-    /// maxpool2, conv3×3 c3, BN, ReLU, global average pool, linear→hidden, ReLU, linear→bits, tanh`,
+    /// maxpool2, conv3×3 c3, BN, ReLU, global average pool, linear→hidden, ReLU, linear→bits, [BN,] tanh`,
     /// He-initialised from `seed` (the same seed gives the same weights).
     public static func dschEncoder(_ configuration: EncoderConfiguration = EncoderConfiguration(), seed: UInt64 = 0) throws -> Sequential {
         let c = configuration
@@ -51,6 +58,7 @@ extension Sequential {
         layers.append(try Linear(inFeatures: c.widths[2], outFeatures: c.hiddenWidth, generator: &generator))
         layers.append(ReLU())
         layers.append(try Linear(inFeatures: c.hiddenWidth, outFeatures: c.bits, generator: &generator))
+        if c.codeBatchNorm { layers.append(try BatchNorm1d(features: c.bits)) }
         layers.append(Tanh())
         return try Sequential(layers, sampleShape: [c.inputChannels, c.inputSize, c.inputSize])
     }

@@ -35,6 +35,10 @@ final class DSCHSettingsTests: XCTestCase {
         XCTAssertFalse(settings.cooccurrence)
         XCTAssertEqual(settings.widths, [8, 16, 32])
         XCTAssertEqual(settings.epochs, DSCHSettings().epochs)
+        XCTAssertEqual(settings.seed, DSCHSettings().seed)
+        // A Boolean parsed from JSON text, as `--set cooccurrence=false` gives it, leaves the other settings alone.
+        let parsed = try JSONSerialization.jsonObject(with: Data("false".utf8), options: [.fragmentsAllowed])
+        XCTAssertEqual(try DSCHSettings.decode(overrides: ["cooccurrence": parsed]).seed, DSCHSettings().seed)
         // Overrides layer over the given base, not over the defaults.
         var base = DSCHSettings()
         base.epochs = 3
@@ -167,7 +171,26 @@ final class DSCHTrainerTests: XCTestCase {
 
 final class DSCHEncoderTests: XCTestCase {
     func testSaveLoadRoundTripGivesIdenticalCodes() throws {
-        let encoder = try DSCHTrainer(settings: smallSettings(epochs: 1), inputSize: 16).train(thumbnails: randomThumbnails(64)) { _ in }
+        try checkSaveLoadRoundTrip(codeBatchNorm: false)
+        try checkSaveLoadRoundTrip(codeBatchNorm: true)
+    }
+
+    /// Files written before the flags word (format version 1) still load, as encoders without the code batch norm.
+    func testVersionOneModelFilesStillLoad() throws {
+        let encoder = try DSCHTrainer(settings: smallSettings(epochs: 1), inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
+        let bytes = try encoder.serialized()
+        let versionOne = Array(bytes[0..<4]) + [1, 0, 0, 0] + Array(bytes[8..<(4 + 7 * 4)]) + Array(bytes[(4 + 8 * 4)...])
+        let loaded = try DSCHEncoder.load(versionOne)
+        XCTAssertEqual(loaded.configuration, encoder.configuration)
+        let probe = randomThumbnails(20, seed: 5)
+        XCTAssertEqual(loaded.encode(thumbnails: probe), encoder.encode(thumbnails: probe))
+    }
+
+    private func checkSaveLoadRoundTrip(codeBatchNorm: Bool) throws {
+        var settings = smallSettings(epochs: 1)
+        settings.codeBatchNorm = codeBatchNorm
+        let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(64)) { _ in }
+        XCTAssertEqual(encoder.configuration.codeBatchNorm, codeBatchNorm)
         let bytes = try encoder.serialized()
         let loaded = try DSCHEncoder.load(bytes)
         XCTAssertEqual(loaded.kind, "dsch")
