@@ -22,7 +22,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     /// Code length K.
     public var bits: Int = 64
     /// Training epochs over the training images, warm-up included.
-    public var epochs: Int = 12
+    public var epochs: Int = 20
     /// Epochs of instance loss only before the first E-step.
     public var warmupEpochs: Int = 2
     /// Epochs between E-steps once the warm-up is over (the authors run one every epoch).
@@ -38,7 +38,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     /// Decoupled (AdamW) weight decay.
     public var weightDecay: Double = 0.0005
     /// Temperature τ of the contrastive instance loss.
-    public var temperature: Double = 0.3
+    public var temperature: Double = 0.2
     /// Temperature of the fine and coarse component losses.
     public var componentTemperature: Double = 0.3
     /// Fine semantic components M (Gaussian mixture size).
@@ -59,11 +59,11 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     /// λ_q, weight of the quantisation loss `mean((|h| − 1)²)`.
     public var quantizationWeight: Double = 0
     /// Channels of the encoder's three convolution stages.
-    public var widths: [Int] = [32, 64, 128]
+    public var widths: [Int] = [16, 32, 64]
     /// Width of the encoder's hidden fully connected layer.
     public var hiddenWidth: Int = 256
     /// A batch normalisation before the tanh, which balances every bit over the data.
-    public var codeBatchNorm: Bool = false
+    public var codeBatchNorm: Bool = true
     /// Smallest fraction of the thumbnail a random crop covers.
     public var cropScaleMinimum: Double = 0.5
     /// Largest fraction of the thumbnail a random crop covers.
