@@ -27,16 +27,11 @@ public struct GaussianMixture: Sendable {
         maxIterations: Int = 100, tolerance: Double = 1e-5, varianceFloor: Double = 1e-4,
         topPosteriors: Int? = nil
     ) throws -> GaussianMixture {
-        guard components >= 1 else { throw ClusteringError.noClusters }
-        guard data.count == count * dimension, dimension > 0 else {
-            throw ClusteringError.badShape("\(data.count) floats for \(count) points of \(dimension) dimensions")
-        }
-        guard components <= count else { throw ClusteringError.moreClustersThanPoints(clusters: components, points: count) }
+        // Start from k-means (which also checks the shape and the component count): weights by cluster
+        // size, per-cluster variances.
+        let start = try KMeans.fit(data: data, count: count, dimension: dimension, k: components, seed: seed, maxIterations: 50)
         let points = data.map(Double.init)
         let squares = points.map { $0 * $0 }
-
-        // Start from k-means: weights by cluster size, per-cluster variances.
-        let start = try KMeans.fit(data: data, count: count, dimension: dimension, k: components, seed: seed, maxIterations: 50)
         var means = start.centroids.map(Double.init)
         var weights = [Double](repeating: 0, count: components)
         var variances = [Double](repeating: 0, count: components * dimension)
