@@ -95,12 +95,12 @@ public struct DSCHEncoder: HashEncoder {
     private static let formatVersion: UInt32 = 2
 
     /// Binary layout: "DSCH", little-endian UInt32 format version, bits, inputSize, the three widths,
-    /// hidden width, flags (bit 0: code batch norm), then the network file (`Sequential.serialized()`,
+    /// hidden width, flags (bit 0: code batch norm; bits 8–15: head grid side, 0 read as 1), then the network file (`Sequential.serialized()`,
     /// which carries its own checksum).
     public func serialized() throws -> [UInt8] {
         var bytes = DSCHEncoder.magic
         let header = [Int(DSCHEncoder.formatVersion), bits, inputSize] + configuration.widths
-            + [configuration.hiddenWidth, configuration.codeBatchNorm ? 1 : 0]
+            + [configuration.hiddenWidth, (configuration.codeBatchNorm ? 1 : 0) | (configuration.headGrid & 0xff) << 8]
         for value in header { withUnsafeBytes(of: UInt32(value).littleEndian) { bytes += $0 } }
         return bytes + pool.weights
     }
@@ -122,7 +122,7 @@ public struct DSCHEncoder: HashEncoder {
         let flags = version == 1 ? 0 : word(7)
         let configuration = EncoderConfiguration(
             bits: word(1), widths: [word(3), word(4), word(5)], hiddenWidth: word(6), inputChannels: 3, inputSize: word(2),
-            codeBatchNorm: flags & 1 != 0)
+            codeBatchNorm: flags & 1 != 0, headGrid: max(1, (flags >> 8) & 0xff))
         do {
             let network = try Sequential.dschEncoder(configuration, seed: 0)
             try network.load(from: Array(data[headerSize...]))

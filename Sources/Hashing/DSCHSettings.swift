@@ -64,6 +64,8 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     public var hiddenWidth: Int = 256
     /// A batch normalisation before the tanh, which balances every bit over the data.
     public var codeBatchNorm: Bool = true
+    /// Side of the feature grid the encoder's head sees (1: global average pooling).
+    public var headGrid: Int = 1
     /// Smallest fraction of the thumbnail a random crop covers.
     public var cropScaleMinimum: Double = 0.5
     /// Largest fraction of the thumbnail a random crop covers.
@@ -87,7 +89,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         case bits, epochs, warmupEpochs, estepEvery, batchSize, learningRate, learningRateWarmupEpochs
         case minimumLearningRate, weightDecay, temperature, componentTemperature, fineComponents
         case coarseComponents, topPosteriors, mixtureIterations, cooccurrence, fineWeight, coarseWeight
-        case quantizationWeight, widths, hiddenWidth, codeBatchNorm, cropScaleMinimum, cropScaleMaximum, flipProbability
+        case quantizationWeight, widths, hiddenWidth, codeBatchNorm, headGrid, cropScaleMinimum, cropScaleMaximum, flipProbability
         case brightness, contrast, grayscaleProbability, seed
     }
 
@@ -131,6 +133,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         widths = try read(.widths, widths)
         hiddenWidth = try read(.hiddenWidth, hiddenWidth)
         codeBatchNorm = try read(.codeBatchNorm, codeBatchNorm)
+        headGrid = try read(.headGrid, headGrid)
         cropScaleMinimum = try read(.cropScaleMinimum, cropScaleMinimum)
         cropScaleMaximum = try read(.cropScaleMaximum, cropScaleMaximum)
         flipProbability = try read(.flipProbability, flipProbability)
@@ -157,7 +160,8 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     /// The network these settings build for thumbnails of `inputSize`.
     public func encoderConfiguration(inputSize: Int) -> EncoderConfiguration {
         EncoderConfiguration(
-            bits: bits, widths: widths, hiddenWidth: hiddenWidth, inputChannels: 3, inputSize: inputSize, codeBatchNorm: codeBatchNorm)
+            bits: bits, widths: widths, hiddenWidth: hiddenWidth, inputChannels: 3, inputSize: inputSize, codeBatchNorm: codeBatchNorm,
+            headGrid: headGrid)
     }
 
     /// Checks every range; the error names the setting and what to change.
@@ -187,6 +191,8 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         try require(quantizationWeight >= 0, .quantizationWeight, "must not be negative, got \(quantizationWeight)")
         try require(widths.count == 3 && widths.allSatisfy { $0 >= 1 }, .widths, "must be three positive channel counts, got \(widths)")
         try require(hiddenWidth >= 1, .hiddenWidth, "must be positive, got \(hiddenWidth)")
+        try require(headGrid >= 1 && headGrid <= 255, .headGrid,
+                    "must be between 1 (global average pooling) and 255, and divide inputSize / 4; got \(headGrid)")
         try require(cropScaleMinimum > 0 && cropScaleMinimum <= cropScaleMaximum && cropScaleMaximum <= 1, .cropScaleMinimum,
                     "need 0 < cropScaleMinimum ≤ cropScaleMaximum ≤ 1, got \(cropScaleMinimum)…\(cropScaleMaximum)")
         for (key, value) in [(CodingKeys.flipProbability, flipProbability), (.grayscaleProbability, grayscaleProbability)] {

@@ -13,13 +13,18 @@ public struct EncoderConfiguration: Sendable, Equatable {
     /// Whether a batch normalisation sits between the last linear layer and the tanh, so that every
     /// bit is centred over the data and splits it about evenly.
     public var codeBatchNorm: Bool
+    /// Side of the feature grid the fully connected head sees: 1 is global average pooling; a larger
+    /// side max-pools the last feature map to `headGrid × headGrid` and flattens it, which keeps where
+    /// things are in the image (the silhouette) instead of only what is there.
+    public var headGrid: Int
 
     /// The design's defaults: 64 bits, widths 32/64/128, hidden 256, 3×32×32 input.
     public init(
         bits: Int = 64, widths: [Int] = [32, 64, 128], hiddenWidth: Int = 256, inputChannels: Int = 3, inputSize: Int = 32,
-        codeBatchNorm: Bool = false
+        codeBatchNorm: Bool = false, headGrid: Int = 1
     ) {
         self.codeBatchNorm = codeBatchNorm
+        self.headGrid = headGrid
         self.bits = bits
         self.widths = widths
         self.hiddenWidth = hiddenWidth
@@ -30,7 +35,7 @@ public struct EncoderConfiguration: Sendable, Equatable {
 
 extension Sequential {
     /// The default DSCH encoder: `[conv3×3 c1, BN, ReLU]×2, maxpool2, [conv3×3 c2, BN, ReLU]×2,
-    /// maxpool2, conv3×3 c3, BN, ReLU, global average pool, linear→hidden, ReLU, linear→bits, [BN,] tanh`,
+    /// maxpool2, conv3×3 c3, BN, ReLU, global average pool (or max pool to the head grid), linear→hidden, ReLU, linear→bits, [BN,] tanh`,
     /// He-initialised from `seed` (the same seed gives the same weights).
     public static func dschEncoder(_ configuration: EncoderConfiguration = EncoderConfiguration(), seed: UInt64 = 0) throws -> Sequential {
         let c = configuration
@@ -39,6 +44,11 @@ extension Sequential {
         }
         guard c.inputSize >= 4, c.inputSize % 4 == 0 else {
             throw NeuralNetError.invalidConfiguration("the encoder's input size must be a positive multiple of 4, got \(c.inputSize)")
+        }
+        let featureSide = c.inputSize / 4
+        guard c.headGrid >= 1, featureSide % c.headGrid == 0 else {
+            throw NeuralNetError.invalidConfiguration(
+                "the head grid must divide the last feature map's side \(featureSide) (input size / 4), got \(c.headGrid)")
         }
         var generator = SeededGenerator(seed: seed)
         var layers: [Layer] = []
@@ -54,8 +64,12 @@ extension Sequential {
         try block(c.widths[1], c.widths[1])
         layers.append(try MaxPool2d(kernelSize: 2))
         try block(c.widths[1], c.widths[2])
-        layers.append(GlobalAvgPool())
-        layers.append(try Linear(inFeatures: c.widths[2], outFeatures: c.hiddenWidth, generator: &generator))
+        if c.headGrid == 1 {
+            layers.append(GlobalAvgPool())
+        } else if c.headGrid < featureSide {
+            layers.append(try MaxPool2d(kernelSize: featureSide / c.headGrid))
+        }
+        layers.append(try Linear(inFeatures: c.widths[2] * c.headGrid * c.headGrid, outFeatures: c.hiddenWidth, generator: &generator))
         layers.append(ReLU())
         layers.append(try Linear(inFeatures: c.hiddenWidth, outFeatures: c.bits, generator: &generator))
         if c.codeBatchNorm { layers.append(try BatchNorm1d(features: c.bits)) }

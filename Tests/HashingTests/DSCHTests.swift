@@ -171,8 +171,9 @@ final class DSCHTrainerTests: XCTestCase {
 
 final class DSCHEncoderTests: XCTestCase {
     func testSaveLoadRoundTripGivesIdenticalCodes() throws {
-        try checkSaveLoadRoundTrip(codeBatchNorm: false)
-        try checkSaveLoadRoundTrip(codeBatchNorm: true)
+        try checkSaveLoadRoundTrip(codeBatchNorm: false, headGrid: 1)
+        try checkSaveLoadRoundTrip(codeBatchNorm: true, headGrid: 1)
+        try checkSaveLoadRoundTrip(codeBatchNorm: true, headGrid: 2)
     }
 
     /// Files written before the flags word (format version 1) still load, as encoders without the code batch norm.
@@ -188,11 +189,13 @@ final class DSCHEncoderTests: XCTestCase {
         XCTAssertEqual(loaded.encode(thumbnails: probe), encoder.encode(thumbnails: probe))
     }
 
-    private func checkSaveLoadRoundTrip(codeBatchNorm: Bool) throws {
+    private func checkSaveLoadRoundTrip(codeBatchNorm: Bool, headGrid: Int) throws {
         var settings = smallSettings(epochs: 1)
         settings.codeBatchNorm = codeBatchNorm
+        settings.headGrid = headGrid
         let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(64)) { _ in }
         XCTAssertEqual(encoder.configuration.codeBatchNorm, codeBatchNorm)
+        XCTAssertEqual(encoder.configuration.headGrid, headGrid)
         let bytes = try encoder.serialized()
         let loaded = try DSCHEncoder.load(bytes)
         XCTAssertEqual(loaded.kind, "dsch")

@@ -52,6 +52,23 @@ final class NetworkTests: XCTestCase {
         }
     }
 
+    /// A head grid above 1 max-pools the last 8×8 map to that grid and feeds every cell to the head, so
+    /// the first linear layer sees channels × grid² features; a grid that does not divide 8 is refused.
+    func testSpatialHeadKeepsTheFeatureGrid() throws {
+        for (grid, expectedInputs) in [(1, 16), (2, 64), (4, 256), (8, 1024)] {
+            let configuration = EncoderConfiguration(bits: 12, widths: [4, 8, 16], hiddenWidth: 20, inputSize: 32, headGrid: grid)
+            let encoder = try Sequential.dschEncoder(configuration, seed: 3)
+            let firstLinear = try XCTUnwrap(encoder.layers.compactMap { $0 as? Linear }.first)
+            XCTAssertEqual(firstLinear.inFeatures, expectedInputs, "grid \(grid)")
+            encoder.mode = .inference
+            XCTAssertEqual(try encoder.forward(GradientCheck.randomTensor([3, 3, 32, 32], seed: 9)).shape, [3, 12])
+        }
+        XCTAssertThrowsError(try Sequential.dschEncoder(EncoderConfiguration(inputSize: 32, headGrid: 3))) { error in
+            guard case NeuralNetError.invalidConfiguration(let message) = error else { return XCTFail("unexpected \(error)") }
+            XCTAssertTrue(message.contains("head grid"), message)
+        }
+    }
+
     func testSerialisationRoundTripGivesBitIdenticalOutputs() throws {
         let trained = try smallEncoder()
         let input = GradientCheck.randomTensor([4, 3, 8, 8], seed: 6)
