@@ -64,7 +64,8 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     public var hiddenWidth: Int = 256
     /// A batch normalisation before the tanh, which balances every bit over the data.
     public var codeBatchNorm: Bool = true
-    /// Side of the feature grid the encoder's head sees (1: global average pooling).
+    /// Side of the feature grid the encoder's head sees (1: global average pooling; at least the last
+    /// map's side, inputSize / 4: the whole map, unpooled).
     public var headGrid: Int = 1
     /// Smallest fraction of the thumbnail a random crop covers.
     public var cropScaleMinimum: Double = 0.5
@@ -192,7 +193,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         try require(widths.count == 3 && widths.allSatisfy { $0 >= 1 }, .widths, "must be three positive channel counts, got \(widths)")
         try require(hiddenWidth >= 1, .hiddenWidth, "must be positive, got \(hiddenWidth)")
         try require(headGrid >= 1 && headGrid <= 255, .headGrid,
-                    "must be between 1 (global average pooling) and 255, and divide inputSize / 4; got \(headGrid)")
+                    "must be between 1 (global average pooling) and 255, and divide inputSize / 4 when smaller; got \(headGrid)")
         try require(cropScaleMinimum > 0 && cropScaleMinimum <= cropScaleMaximum && cropScaleMaximum <= 1, .cropScaleMinimum,
                     "need 0 < cropScaleMinimum ≤ cropScaleMaximum ≤ 1, got \(cropScaleMinimum)…\(cropScaleMaximum)")
         for (key, value) in [(CodingKeys.flipProbability, flipProbability), (.grayscaleProbability, grayscaleProbability)] {

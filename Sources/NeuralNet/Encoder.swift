@@ -14,8 +14,8 @@ public struct EncoderConfiguration: Sendable, Equatable {
     /// bit is centred over the data and splits it about evenly.
     public var codeBatchNorm: Bool
     /// Side of the feature grid the fully connected head sees: 1 is global average pooling; a larger
-    /// side max-pools the last feature map to `headGrid × headGrid` and flattens it, which keeps where
-    /// things are in the image (the silhouette) instead of only what is there.
+    /// side max-pools the last feature map to `headGrid × headGrid` (or keeps it whole when it is
+    /// smaller than that) and flattens it, which keeps where    /// things are in the image (the silhouette) instead of only what is there.
     public var headGrid: Int
 
     /// The design's defaults: 64 bits, widths 32/64/128, hidden 256, 3×32×32 input.
@@ -46,7 +46,8 @@ extension Sequential {
             throw NeuralNetError.invalidConfiguration("the encoder's input size must be a positive multiple of 4, got \(c.inputSize)")
         }
         let featureSide = c.inputSize / 4
-        guard c.headGrid >= 1, featureSide % c.headGrid == 0 else {
+        let grid = min(c.headGrid, featureSide)
+        guard grid >= 1, featureSide % grid == 0 else {
             throw NeuralNetError.invalidConfiguration(
                 "the head grid must divide the last feature map's side \(featureSide) (input size / 4), got \(c.headGrid)")
         }
@@ -64,12 +65,12 @@ extension Sequential {
         try block(c.widths[1], c.widths[1])
         layers.append(try MaxPool2d(kernelSize: 2))
         try block(c.widths[1], c.widths[2])
-        if c.headGrid == 1 {
+        if grid == 1 {
             layers.append(GlobalAvgPool())
-        } else if c.headGrid < featureSide {
-            layers.append(try MaxPool2d(kernelSize: featureSide / c.headGrid))
+        } else if grid < featureSide {
+            layers.append(try MaxPool2d(kernelSize: featureSide / grid))
         }
-        layers.append(try Linear(inFeatures: c.widths[2] * c.headGrid * c.headGrid, outFeatures: c.hiddenWidth, generator: &generator))
+        layers.append(try Linear(inFeatures: c.widths[2] * grid * grid, outFeatures: c.hiddenWidth, generator: &generator))
         layers.append(ReLU())
         layers.append(try Linear(inFeatures: c.hiddenWidth, outFeatures: c.bits, generator: &generator))
         if c.codeBatchNorm { layers.append(try BatchNorm1d(features: c.bits)) }

@@ -53,9 +53,10 @@ final class NetworkTests: XCTestCase {
     }
 
     /// A head grid above 1 max-pools the last 8×8 map to that grid and feeds every cell to the head, so
-    /// the first linear layer sees channels × grid² features; a grid that does not divide 8 is refused.
+    /// the first linear layer sees channels × grid² features; a grid beyond 8 keeps the whole map, and
+    /// one that does not divide 8 is refused.
     func testSpatialHeadKeepsTheFeatureGrid() throws {
-        for (grid, expectedInputs) in [(1, 16), (2, 64), (4, 256), (8, 1024)] {
+        for (grid, expectedInputs) in [(1, 16), (2, 64), (4, 256), (8, 1024), (16, 1024)] {
             let configuration = EncoderConfiguration(bits: 12, widths: [4, 8, 16], hiddenWidth: 20, inputSize: 32, headGrid: grid)
             let encoder = try Sequential.dschEncoder(configuration, seed: 3)
             let firstLinear = try XCTUnwrap(encoder.layers.compactMap { $0 as? Linear }.first)
