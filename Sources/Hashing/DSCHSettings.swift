@@ -22,7 +22,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     /// Code length K.
     public var bits: Int = 64
     /// Training epochs over the training images, warm-up included.
-    public var epochs: Int = 20
+    public var epochs: Int = 40
     /// Epochs of instance loss only before the first E-step.
     public var warmupEpochs: Int = 2
     /// Epochs between E-steps once the warm-up is over (the authors run one every epoch).
@@ -66,9 +66,9 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     public var codeBatchNorm: Bool = true
     /// Side of the feature grid the encoder's head sees (1: global average pooling; at least the last
     /// map's side, inputSize / 4: the whole map, unpooled).
-    public var headGrid: Int = 1
+    public var headGrid: Int = 8
     /// Smallest fraction of the thumbnail a random crop covers.
-    public var cropScaleMinimum: Double = 0.5
+    public var cropScaleMinimum: Double = 0.85
     /// Largest fraction of the thumbnail a random crop covers.
     public var cropScaleMaximum: Double = 1
     /// Probability of a horizontal flip of a view.
