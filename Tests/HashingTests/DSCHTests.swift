@@ -176,16 +176,33 @@ final class DSCHEncoderTests: XCTestCase {
         try checkSaveLoadRoundTrip(codeBatchNorm: true, headGrid: 2)
     }
 
-    /// Files written before the flags word (format version 1) still load, as encoders without the code batch norm.
+    /// Files written before the flags word (format version 1) still load, as encoders without the code
+    /// batch norm and with global average pooling.
     func testVersionOneModelFilesStillLoad() throws {
         var settings = smallSettings(epochs: 1)
-        settings.codeBatchNorm = false  // version 1 had no way to record it
+        settings.codeBatchNorm = false  // version 1 had no way to record either
+        settings.headGrid = 1
         let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
         let bytes = try encoder.serialized()
         let versionOne = Array(bytes[0..<4]) + [1, 0, 0, 0] + Array(bytes[8..<(4 + 7 * 4)]) + Array(bytes[(4 + 8 * 4)...])
         let loaded = try DSCHEncoder.load(versionOne)
         XCTAssertEqual(loaded.configuration, encoder.configuration)
         let probe = randomThumbnails(20, seed: 5)
+        XCTAssertEqual(loaded.encode(thumbnails: probe), encoder.encode(thumbnails: probe))
+    }
+
+    /// Format-2 files written before the head grid was recorded have 0 in its flag bits: global average pooling.
+    func testFormatTwoFilesWithoutAHeadGridLoadWithGlobalPooling() throws {
+        var settings = smallSettings(epochs: 1)
+        settings.headGrid = 1
+        let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
+        var bytes = try encoder.serialized()
+        let flagsOffset = 4 + 7 * 4
+        XCTAssertEqual(bytes[flagsOffset + 1], 1, "the head grid sits in the flags word's second byte")
+        bytes[flagsOffset + 1] = 0
+        let loaded = try DSCHEncoder.load(bytes)
+        XCTAssertEqual(loaded.configuration.headGrid, 1)
+        let probe = randomThumbnails(20, seed: 7)
         XCTAssertEqual(loaded.encode(thumbnails: probe), encoder.encode(thumbnails: probe))
     }
 
