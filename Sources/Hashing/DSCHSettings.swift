@@ -22,7 +22,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     /// Code length K.
     public var bits: Int = 64
     /// Training epochs over the training images, warm-up included.
-    public var epochs: Int = 40
+    public var epochs: Int = 20
     /// Epochs of instance loss only before the first E-step.
     public var warmupEpochs: Int = 2
     /// Epochs between E-steps once the warm-up is over (the authors run one every epoch).
