@@ -95,8 +95,8 @@ public struct DSCHEncoder: HashEncoder {
     private static let formatVersion: UInt32 = 2
 
     /// Binary layout: "DSCH", little-endian UInt32 format version, bits, inputSize, the three widths,
-    /// hidden width, flags (bit 0: code batch norm; bits 8–15: head grid side, 0 read as 1), then the network file (`Sequential.serialized()`,
-    /// which carries its own checksum).
+    /// hidden width, flags (bit 0: code batch norm; bits 8–15: head grid side, 0 read as 1), then the
+    /// network file (`Sequential.serialized()`, which carries its own checksum).
     public func serialized() throws -> [UInt8] {
         var bytes = DSCHEncoder.magic
         let header = [Int(DSCHEncoder.formatVersion), bits, inputSize] + configuration.widths

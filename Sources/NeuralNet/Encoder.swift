@@ -15,7 +15,8 @@ public struct EncoderConfiguration: Sendable, Equatable {
     public var codeBatchNorm: Bool
     /// Side of the feature grid the fully connected head sees: 1 is global average pooling; a larger
     /// side max-pools the last feature map to `headGrid × headGrid` (or keeps it whole when it is
-    /// smaller than that) and flattens it, which keeps where    /// things are in the image (the silhouette) instead of only what is there.
+    /// smaller than that) and flattens it, which keeps where things are in the image (the silhouette)
+    /// instead of only what is there.
     public var headGrid: Int
 
     /// The design's defaults: 64 bits, widths 32/64/128, hidden 256, 3×32×32 input.
@@ -35,7 +36,8 @@ public struct EncoderConfiguration: Sendable, Equatable {
 
 extension Sequential {
     /// The default DSCH encoder: `[conv3×3 c1, BN, ReLU]×2, maxpool2, [conv3×3 c2, BN, ReLU]×2,
-    /// maxpool2, conv3×3 c3, BN, ReLU, global average pool (or max pool to the head grid), linear→hidden, ReLU, linear→bits, [BN,] tanh`,
+    /// maxpool2, conv3×3 c3, BN, ReLU, global average pool (or max pool to the head grid, flattened),
+    /// linear→hidden, ReLU, linear→bits, [BN,] tanh`,
     /// He-initialised from `seed` (the same seed gives the same weights).
     public static func dschEncoder(_ configuration: EncoderConfiguration = EncoderConfiguration(), seed: UInt64 = 0) throws -> Sequential {
         let c = configuration
