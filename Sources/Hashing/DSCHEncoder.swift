@@ -100,7 +100,7 @@ public struct DSCHEncoder: HashEncoder {
     public func serialized() throws -> [UInt8] {
         var bytes = DSCHEncoder.magic
         let header = [Int(DSCHEncoder.formatVersion), bits, inputSize] + configuration.widths
-            + [configuration.hiddenWidth, (configuration.codeBatchNorm ? 1 : 0) | (configuration.headGrid & 0xff) << 8]
+            + [configuration.hiddenWidth, (configuration.codeBatchNorm ? 1 : 0) | min(configuration.headGrid, 0xff) << 8]
         for value in header { withUnsafeBytes(of: UInt32(value).littleEndian) { bytes += $0 } }
         return bytes + pool.weights
     }

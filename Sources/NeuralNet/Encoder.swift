@@ -51,7 +51,8 @@ extension Sequential {
         let grid = min(c.headGrid, featureSide)
         guard grid >= 1, featureSide % grid == 0 else {
             throw NeuralNetError.invalidConfiguration(
-                "the head grid must divide the last feature map's side \(featureSide) (input size / 4), got \(c.headGrid)")
+                "the head grid must divide the last feature map's side \(featureSide) (input size / 4), got \(c.headGrid); "
+                    + "set headGrid to 1 (global average pooling), a divisor of \(featureSide), or \(featureSide) or more (the whole map)")
         }
         var generator = SeededGenerator(seed: seed)
         var layers: [Layer] = []
