@@ -37,6 +37,16 @@ public enum Augmentation {
         thumbnails.flatMap { tensor(thumbnail: $0, size: size) }
     }
 
+    /// `N×3×S×S` tensors mirrored left to right, every row of every channel reversed.
+    public static func horizontallyFlipped(_ batch: [Float], size: Int) -> [Float] {
+        precondition(batch.count % (size * size) == 0, "tensor of \(batch.count) values is not made of \(size)×\(size) planes")
+        var result = batch
+        for rowStart in stride(from: 0, to: batch.count, by: size) {
+            for column in 0..<size { result[rowStart + column] = batch[rowStart + size - 1 - column] }
+        }
+        return result
+    }
+
     /// One random view of a thumbnail: random resized crop (bilinear back to `S×S`), horizontal flip,
     /// brightness then contrast jitter, random grayscale. Draws from `generator` only.
     public static func view(

@@ -45,6 +45,9 @@ public struct DSCHEncoder: HashEncoder {
     public var inputSize: Int { configuration.inputSize }
     /// The network's architecture.
     public let configuration: EncoderConfiguration
+    /// Whether a code is the sign of the mean of the outputs for the image and its mirror image, so that
+    /// an image and its mirror image get the same code (twice the encoding work).
+    public let averagesMirrorImages: Bool
     private let pool: NetworkPool
 
     /// Images per forward pass when encoding: large enough to keep both cores busy, small enough to
@@ -52,12 +55,14 @@ public struct DSCHEncoder: HashEncoder {
     static let encodingBatch = 256
 
     /// Wraps a trained network (copied: later changes to `network` do not reach the encoder).
-    public init(network: Sequential, configuration: EncoderConfiguration) throws {
+    public init(network: Sequential, configuration: EncoderConfiguration, averagesMirrorImages: Bool = false) throws {
         self.configuration = configuration
+        self.averagesMirrorImages = averagesMirrorImages
         pool = try NetworkPool(configuration: configuration, weights: network.serialized())
     }
 
-    /// The tanh outputs of the network in inference mode, one row of `bits` per thumbnail.
+    /// The tanh outputs of the network in inference mode (averaged with the mirror image's when
+    /// `averagesMirrorImages`), one row of `bits` per thumbnail.
     public func encode(thumbnails: [[UInt8]]) -> [[Float]] {
         let size = inputSize, bits = self.bits
         for (index, thumbnail) in thumbnails.enumerated() {
@@ -65,7 +70,9 @@ public struct DSCHEncoder: HashEncoder {
         }
         guard !thumbnails.isEmpty else { return [] }
         do {
-            let output = try pool.withNetwork { network in try DSCHEncoder.forward(network, thumbnails: thumbnails, size: size) }
+            let output = try pool.withNetwork { network in
+                try DSCHEncoder.forward(network, thumbnails: thumbnails, size: size, averagingMirrorImages: averagesMirrorImages)
+            }
             return (0..<thumbnails.count).map { Array(output[($0 * bits)..<(($0 + 1) * bits)]) }
         } catch {
             // Shapes were checked above and the network was loaded at construction, so a failure here
@@ -74,17 +81,22 @@ public struct DSCHEncoder: HashEncoder {
         }
     }
 
-    /// The network's outputs for thumbnails without augmentation, row after row, computed
-    /// `encodingBatch` images at a time so that memory stays bounded for any count.
-    static func forward(_ network: Sequential, thumbnails: [[UInt8]], size: Int) throws -> [Float] {
+    /// The network's outputs for thumbnails without augmentation (averaged with those of their mirror
+    /// images when `averagingMirrorImages`), row after row, computed `encodingBatch` images at a time so
+    /// that memory stays bounded for any count.
+    static func forward(_ network: Sequential, thumbnails: [[UInt8]], size: Int, averagingMirrorImages: Bool = false) throws -> [Float] {
         var output: [Float] = []
         var start = 0
         while start < thumbnails.count {
             let end = min(start + encodingBatch, thumbnails.count)
-            let input = try Tensor(
-                shape: [end - start, 3, size, size],
-                storage: Augmentation.batchTensor(thumbnails: Array(thumbnails[start..<end]), size: size))
-            output += try network.forward(input).storage
+            let shape = [end - start, 3, size, size]
+            let batch = Augmentation.batchTensor(thumbnails: Array(thumbnails[start..<end]), size: size)
+            var batchOutput = try network.forward(Tensor(shape: shape, storage: batch)).storage
+            if averagingMirrorImages {
+                let mirrored = try network.forward(Tensor(shape: shape, storage: Augmentation.horizontallyFlipped(batch, size: size))).storage
+                for index in batchOutput.indices { batchOutput[index] = (batchOutput[index] + mirrored[index]) * 0.5 }
+            }
+            output += batchOutput
             start = end
         }
         return output
@@ -95,12 +107,14 @@ public struct DSCHEncoder: HashEncoder {
     private static let formatVersion: UInt32 = 2
 
     /// Binary layout: "DSCH", little-endian UInt32 format version, bits, inputSize, the three widths,
-    /// hidden width, flags (bit 0: code batch norm; bits 8–15: head grid side, 0 read as 1), then the
-    /// network file (`Sequential.serialized()`, which carries its own checksum).
+    /// hidden width, flags (bit 0: code batch norm; bit 1: codes average the mirror image's outputs; bits
+    /// 8–15: head grid side, 0 read as 1), then the network file (`Sequential.serialized()`, which
+    /// carries its own checksum).
     public func serialized() throws -> [UInt8] {
         var bytes = DSCHEncoder.magic
         let header = [Int(DSCHEncoder.formatVersion), bits, inputSize] + configuration.widths
-            + [configuration.hiddenWidth, (configuration.codeBatchNorm ? 1 : 0) | min(configuration.headGrid, 0xff) << 8]
+            + [configuration.hiddenWidth,
+               (configuration.codeBatchNorm ? 1 : 0) | (averagesMirrorImages ? 2 : 0) | min(configuration.headGrid, 0xff) << 8]
         for value in header { withUnsafeBytes(of: UInt32(value).littleEndian) { bytes += $0 } }
         return bytes + pool.weights
     }
@@ -126,7 +140,7 @@ public struct DSCHEncoder: HashEncoder {
         do {
             let network = try Sequential.dschEncoder(configuration, seed: 0)
             try network.load(from: Array(data[headerSize...]))
-            return try DSCHEncoder(network: network, configuration: configuration)
+            return try DSCHEncoder(network: network, configuration: configuration, averagesMirrorImages: flags & 2 != 0)
         } catch let error as NeuralNetError {
             throw HashEncoderError.badModelData("DSCH network: \(error)")
         }

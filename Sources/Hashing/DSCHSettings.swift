@@ -67,6 +67,9 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     /// Side of the feature grid the encoder's head sees (1: global average pooling; at least the last
     /// map's side, inputSize / 4: the whole map, unpooled).
     public var headGrid: Int = 8
+    /// Whether the trained encoder's codes average the outputs for an image and its mirror image, so
+    /// that both get one code (encoding does twice the work; training is unchanged).
+    public var mirrorAveragedCodes: Bool = true
     /// Smallest fraction of the thumbnail a random crop covers.
     public var cropScaleMinimum: Double = 0.85
     /// Largest fraction of the thumbnail a random crop covers.
@@ -90,7 +93,8 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         case bits, epochs, warmupEpochs, estepEvery, batchSize, learningRate, learningRateWarmupEpochs
         case minimumLearningRate, weightDecay, temperature, componentTemperature, fineComponents
         case coarseComponents, topPosteriors, mixtureIterations, cooccurrence, fineWeight, coarseWeight
-        case quantizationWeight, widths, hiddenWidth, codeBatchNorm, headGrid, cropScaleMinimum, cropScaleMaximum, flipProbability
+        case quantizationWeight, widths, hiddenWidth, codeBatchNorm, headGrid, mirrorAveragedCodes, cropScaleMinimum, cropScaleMaximum
+        case flipProbability
         case brightness, contrast, grayscaleProbability, seed
     }
 
@@ -135,6 +139,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         hiddenWidth = try read(.hiddenWidth, hiddenWidth)
         codeBatchNorm = try read(.codeBatchNorm, codeBatchNorm)
         headGrid = try read(.headGrid, headGrid)
+        mirrorAveragedCodes = try read(.mirrorAveragedCodes, mirrorAveragedCodes)
         cropScaleMinimum = try read(.cropScaleMinimum, cropScaleMinimum)
         cropScaleMaximum = try read(.cropScaleMaximum, cropScaleMaximum)
         flipProbability = try read(.flipProbability, flipProbability)

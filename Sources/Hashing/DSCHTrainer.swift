@@ -134,7 +134,7 @@ public final class DSCHTrainer {
             try progress(report)
         }
         network.mode = .inference
-        return try DSCHEncoder(network: network, configuration: configuration)
+        return try DSCHEncoder(network: network, configuration: configuration, averagesMirrorImages: settings.mirrorAveragedCodes)
     }
 
     /// The E-step: codes of every training image without augmentation, then the fine and coarse components.

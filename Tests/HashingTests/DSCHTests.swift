@@ -171,17 +171,46 @@ final class DSCHTrainerTests: XCTestCase {
 
 final class DSCHEncoderTests: XCTestCase {
     func testSaveLoadRoundTripGivesIdenticalCodes() throws {
-        try checkSaveLoadRoundTrip(codeBatchNorm: false, headGrid: 1)
-        try checkSaveLoadRoundTrip(codeBatchNorm: true, headGrid: 1)
-        try checkSaveLoadRoundTrip(codeBatchNorm: true, headGrid: 2)
+        try checkSaveLoadRoundTrip(codeBatchNorm: false, headGrid: 1, mirrorAveraged: false)
+        try checkSaveLoadRoundTrip(codeBatchNorm: true, headGrid: 1, mirrorAveraged: true)
+        try checkSaveLoadRoundTrip(codeBatchNorm: true, headGrid: 2, mirrorAveraged: false)
+    }
+
+    /// Mirror-averaged codes are the same for an image and its mirror image; the plain codes of the same
+    /// network are not, so the flag changes what is computed.
+    func testMirrorAveragedCodesIgnoreLeftAndRight() throws {
+        var settings = smallSettings(epochs: 1)
+        settings.mirrorAveragedCodes = false
+        let plain = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
+        XCTAssertFalse(plain.averagesMirrorImages)
+        var bytes = try plain.serialized()
+        bytes[4 + 7 * 4] |= 2  // the flag bit of mirror averaging
+        let averaged = try DSCHEncoder.load(bytes)
+        XCTAssertTrue(averaged.averagesMirrorImages)
+        let probe = randomThumbnails(30, seed: 13)
+        let mirrors = probe.map { image -> [UInt8] in
+            var mirror = image
+            for y in 0..<16 {
+                for x in 0..<16 {
+                    for channel in 0..<3 { mirror[(y * 16 + x) * 3 + channel] = image[(y * 16 + 15 - x) * 3 + channel] }
+                }
+            }
+            return mirror
+        }
+        XCTAssertEqual(averaged.encode(thumbnails: probe), averaged.encode(thumbnails: mirrors))
+        XCTAssertNotEqual(plain.encode(thumbnails: probe), plain.encode(thumbnails: mirrors))
+        // The mean of the two outputs, exactly.
+        let means = zip(plain.encode(thumbnails: probe), plain.encode(thumbnails: mirrors)).map { zip($0, $1).map { ($0 + $1) * 0.5 } }
+        XCTAssertEqual(averaged.encode(thumbnails: probe), means)
     }
 
     /// Files written before the flags word (format version 1) still load, as encoders without the code
     /// batch norm and with global average pooling.
     func testVersionOneModelFilesStillLoad() throws {
         var settings = smallSettings(epochs: 1)
-        settings.codeBatchNorm = false  // version 1 had no way to record either
+        settings.codeBatchNorm = false  // version 1 had no way to record any of these
         settings.headGrid = 1
+        settings.mirrorAveragedCodes = false
         let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
         let bytes = try encoder.serialized()
         let versionOne = Array(bytes[0..<4]) + [1, 0, 0, 0] + Array(bytes[8..<(4 + 7 * 4)]) + Array(bytes[(4 + 8 * 4)...])
@@ -206,19 +235,22 @@ final class DSCHEncoderTests: XCTestCase {
         XCTAssertEqual(loaded.encode(thumbnails: probe), encoder.encode(thumbnails: probe))
     }
 
-    private func checkSaveLoadRoundTrip(codeBatchNorm: Bool, headGrid: Int) throws {
+    private func checkSaveLoadRoundTrip(codeBatchNorm: Bool, headGrid: Int, mirrorAveraged: Bool) throws {
         var settings = smallSettings(epochs: 1)
         settings.codeBatchNorm = codeBatchNorm
         settings.headGrid = headGrid
+        settings.mirrorAveragedCodes = mirrorAveraged
         let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(64)) { _ in }
         XCTAssertEqual(encoder.configuration.codeBatchNorm, codeBatchNorm)
         XCTAssertEqual(encoder.configuration.headGrid, headGrid)
+        XCTAssertEqual(encoder.averagesMirrorImages, mirrorAveraged)
         let bytes = try encoder.serialized()
         let loaded = try DSCHEncoder.load(bytes)
         XCTAssertEqual(loaded.kind, "dsch")
         XCTAssertEqual(loaded.bits, 16)
         XCTAssertEqual(loaded.inputSize, 16)
         XCTAssertEqual(loaded.configuration, encoder.configuration)
+        XCTAssertEqual(loaded.averagesMirrorImages, mirrorAveraged)
         let probe = randomThumbnails(300, seed: 11)
         let codes = encoder.encode(thumbnails: probe)
         XCTAssertEqual(codes.count, 300)

@@ -147,6 +147,12 @@ final class AugmentationTests: XCTestCase {
                 }
             }
         }
+        // The batch mirror used when encoding agrees with the augmentation's flip, and undoes itself.
+        let batch = plain + Augmentation.tensor(thumbnail: thumbnail(size: 6, seed: 10), size: 6)
+        let flippedBatch = Augmentation.horizontallyFlipped(batch, size: 6)
+        for index in plain.indices { XCTAssertEqual(flippedBatch[index], mirrored[index], accuracy: 1e-5) }
+        XCTAssertEqual(flippedBatch[108 + 5], batch[108])
+        XCTAssertEqual(Augmentation.horizontallyFlipped(flippedBatch, size: 6), batch)
         settings.flipProbability = 0; settings.grayscaleProbability = 1
         let gray = Augmentation.view(thumbnail: image, size: 6, settings: settings, generator: &generator)
         for pixel in 0..<36 {
