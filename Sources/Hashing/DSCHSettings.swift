@@ -22,7 +22,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     /// Code length K.
     public var bits: Int = 64
     /// Training epochs over the training images, warm-up included.
-    public var epochs: Int = 20
+    public var epochs: Int = 25
     /// Epochs of instance loss only before the first E-step.
     public var warmupEpochs: Int = 2
     /// Epochs between E-steps once the warm-up is over (the authors run one every epoch).
@@ -38,11 +38,11 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     /// Decoupled (AdamW) weight decay.
     public var weightDecay: Double = 0.0005
     /// Temperature τ of the contrastive instance loss.
-    public var temperature: Double = 0.2
+    public var temperature: Double = 0.1
     /// Temperature of the fine and coarse component losses.
     public var componentTemperature: Double = 0.3
     /// Fine semantic components M (Gaussian mixture size).
-    public var fineComponents: Int = 100
+    public var fineComponents: Int = 200
     /// Coarse semantic components C (k-means groups of fine components).
     public var coarseComponents: Int = 10
     /// Keep only this many largest fine posteriors per image (0: full posteriors, as the authors do).
