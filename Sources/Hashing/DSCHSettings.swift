@@ -94,8 +94,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         case minimumLearningRate, weightDecay, temperature, componentTemperature, fineComponents
         case coarseComponents, topPosteriors, mixtureIterations, cooccurrence, fineWeight, coarseWeight
         case quantizationWeight, widths, hiddenWidth, codeBatchNorm, headGrid, mirrorAveragedCodes, cropScaleMinimum, cropScaleMaximum
-        case flipProbability
-        case brightness, contrast, grayscaleProbability, seed
+        case flipProbability, brightness, contrast, grayscaleProbability, seed
     }
 
     private struct AnyKey: CodingKey {
