@@ -170,6 +170,9 @@ final class DSCHTrainerTests: XCTestCase {
 }
 
 final class DSCHEncoderTests: XCTestCase {
+    /// Where a DSCH model file's flags word starts: after the magic and seven header words.
+    private let flagsOffset = 4 + 7 * 4
+
     func testSaveLoadRoundTripGivesIdenticalCodes() throws {
         try checkSaveLoadRoundTrip(codeBatchNorm: false, headGrid: 1, mirrorAveraged: false)
         try checkSaveLoadRoundTrip(codeBatchNorm: true, headGrid: 1, mirrorAveraged: true)
@@ -184,7 +187,7 @@ final class DSCHEncoderTests: XCTestCase {
         let plain = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
         XCTAssertFalse(plain.averagesMirrorImages)
         var bytes = try plain.serialized()
-        bytes[4 + 7 * 4] |= 2  // the flag bit of mirror averaging
+        bytes[flagsOffset] |= 2  // the flag bit of mirror averaging
         let averaged = try DSCHEncoder.load(bytes)
         XCTAssertTrue(averaged.averagesMirrorImages)
         let probe = randomThumbnails(30, seed: 13)
@@ -213,7 +216,7 @@ final class DSCHEncoderTests: XCTestCase {
         settings.mirrorAveragedCodes = false
         let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
         let bytes = try encoder.serialized()
-        let versionOne = Array(bytes[0..<4]) + [1, 0, 0, 0] + Array(bytes[8..<(4 + 7 * 4)]) + Array(bytes[(4 + 8 * 4)...])
+        let versionOne = Array(bytes[0..<4]) + [1, 0, 0, 0] + Array(bytes[8..<flagsOffset]) + Array(bytes[(flagsOffset + 4)...])
         let loaded = try DSCHEncoder.load(versionOne)
         XCTAssertEqual(loaded.configuration, encoder.configuration)
         let probe = randomThumbnails(20, seed: 5)
@@ -226,7 +229,6 @@ final class DSCHEncoderTests: XCTestCase {
         settings.headGrid = 1
         let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
         var bytes = try encoder.serialized()
-        let flagsOffset = 4 + 7 * 4
         XCTAssertEqual(bytes[flagsOffset + 1], 1, "the head grid sits in the flags word's second byte")
         bytes[flagsOffset + 1] = 0
         let loaded = try DSCHEncoder.load(bytes)
