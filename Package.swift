@@ -37,7 +37,7 @@ let package = Package(
         .testTarget(name: "HammingIndexTests", dependencies: ["HammingIndex"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "Imaging", "Storage", "Hashing"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "Imaging", "Storage", "Hashing", "HammingIndex"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -32,37 +32,49 @@ public enum AdminToken {
     }
 }
 
+/// Checks `Authorization: Bearer <token>` against one token: 401 without it, 403 with a wrong one.
+struct BearerAuthorization: Sendable {
+    let token: String
+
+    func authorize(_ request: HTTPRequest) throws {
+        guard let header = request.headers["Authorization"] else { throw ServiceError.unauthorized }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw ServiceError.unauthorized }
+        guard AdminToken.matches(String(parts[1]).trimmingCharacters(in: .whitespaces), token) else { throw ServiceError.forbidden }
+    }
+}
+
 /// The admin API: retrain, jobs and model versions, behind the bearer token.
 struct AdminRoutes {
     let service: ImageService
     let worker: RetrainWorker
-    let token: String
+    let authorization: BearerAuthorization
 
     func register(on router: Router) {
         router.add("POST", "/v1/admin/retrain") { request in
-            try self.authorize(request)
+            try self.authorization.authorize(request)
             return try self.retrain(request)
         }
         router.add("GET", "/v1/admin/jobs/{id}") { request in
-            try self.authorize(request)
+            try self.authorization.authorize(request)
             guard let text = request.pathParameters["id"], let id = Int64(text) else {
                 throw ServiceError.badRequest("the job id must be an integer")
             }
             guard let job = try self.service.store.job(id: id) else { throw ServiceError.notFound("no job with id \(id)") }
-            return try JSONBody.response(200, jobJSON(job))
+            return JSONBody.response(200, jobJSON(job))
         }
         router.add("GET", "/v1/admin/models") { request in
-            try self.authorize(request)
+            try self.authorization.authorize(request)
             let active = try self.service.store.activeModelVersion()
-            let models = try self.service.store.models().map { model -> [String: Any] in
-                var body = modelJSON(model)
-                body["active"] = model.version == active
-                return body
+            let models = try self.service.store.models().map { model -> JSONValue in
+                var fields = modelFields(model)
+                fields["active"] = .bool(model.version == active)
+                return .object(fields)
             }
-            return try JSONBody.response(200, ["active_version": active ?? 0, "models": models])
+            return JSONBody.response(200, .object(["active_version": .int(active ?? 0), "models": .array(models)]))
         }
         router.add("POST", "/v1/admin/models/{version}/activate") { request in
-            try self.authorize(request)
+            try self.authorization.authorize(request)
             guard let text = request.pathParameters["version"], let version = Int(text) else {
                 throw ServiceError.badRequest("the model version must be an integer")
             }
@@ -73,17 +85,10 @@ struct AdminRoutes {
                 throw ServiceError.conflict("a retrain is running; activate a version after it ends")
             }
             try self.service.activate(try self.service.loadModel(version: version))
-            var body = modelJSON(record)
-            body["active"] = true
-            return try JSONBody.response(200, body)
+            var fields = modelFields(record)
+            fields["active"] = .bool(true)
+            return JSONBody.response(200, .object(fields))
         }
-    }
-
-    private func authorize(_ request: HTTPRequest) throws {
-        guard let header = request.headers["Authorization"] else { throw ServiceError.unauthorized }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw ServiceError.unauthorized }
-        guard AdminToken.matches(String(parts[1]).trimmingCharacters(in: .whitespaces), token) else { throw ServiceError.forbidden }
     }
 
     private func retrain(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -105,7 +110,7 @@ struct AdminRoutes {
             throw RetrainConflict(jobID: result.jobID)
         }
         guard let job = try service.store.job(id: result.jobID) else { throw ServiceError.unavailable("the job row vanished") }
-        var response = try JSONBody.response(202, jobJSON(job))
+        var response = JSONBody.response(202, jobJSON(job))
         response.headers.add("Location", "/v1/admin/jobs/\(result.jobID)")
         return response
     }
@@ -120,21 +125,22 @@ struct RetrainConflict: HTTPResponseError {
     var headers: [(String, String)] { [("Location", "/v1/admin/jobs/\(jobID)")] }
 }
 
-func jobJSON(_ job: JobRecord) -> [String: Any] {
-    var body: [String: Any] = ["id": job.id, "kind": job.kind, "status": job.status.rawValue, "progress": job.progress,
-                               "created_at": job.createdAt]
-    body["message"] = job.message
-    body["model_version"] = job.modelVersion
-    body["started_at"] = job.startedAt
-    body["finished_at"] = job.finishedAt
-    if let config = job.configJSON, let object = try? JSONSerialization.jsonObject(with: Data(config.utf8)) { body["settings"] = object }
-    return body
+func jobJSON(_ job: JobRecord) -> JSONValue {
+    var fields: [String: JSONValue] = ["id": .integer(job.id), "kind": .string(job.kind), "status": .string(job.status.rawValue),
+                                       "progress": .number(job.progress), "created_at": .string(job.createdAt)]
+    if let message = job.message { fields["message"] = .string(message) }
+    if let version = job.modelVersion { fields["model_version"] = .int(version) }
+    if let started = job.startedAt { fields["started_at"] = .string(started) }
+    if let finished = job.finishedAt { fields["finished_at"] = .string(finished) }
+    if let config = job.configJSON, JSONValue.isValid(config) { fields["settings"] = .raw(config) }
+    return .object(fields)
 }
 
-func modelJSON(_ model: ModelRecord) -> [String: Any] {
-    var body: [String: Any] = ["version": model.version, "kind": model.kind, "bits": model.bits, "status": model.status,
-                               "created_at": model.createdAt]
-    if let config = try? JSONSerialization.jsonObject(with: Data(model.configJSON.utf8)) { body["config"] = config }
-    if let metrics = model.metricsJSON, let object = try? JSONSerialization.jsonObject(with: Data(metrics.utf8)) { body["metrics"] = object }
-    return body
+/// A model row's fields; its settings and metrics are JSON the service wrote itself.
+func modelFields(_ model: ModelRecord) -> [String: JSONValue] {
+    var fields: [String: JSONValue] = ["version": .int(model.version), "kind": .string(model.kind), "bits": .int(model.bits),
+                                       "status": .string(model.status), "created_at": .string(model.createdAt)]
+    if JSONValue.isValid(model.configJSON) { fields["config"] = .raw(model.configJSON) }
+    if let metrics = model.metricsJSON, JSONValue.isValid(metrics) { fields["metrics"] = .raw(metrics) }
+    return fields
 }

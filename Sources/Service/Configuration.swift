@@ -30,6 +30,10 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var maxPixels = 40_000_000
         /// Thumbnail side in pixels; the encoders' input.
         public var inputSize = 32
+        /// Largest metadata (`meta`) accepted with an upload, in UTF-8 bytes.
+        public var maxMetaBytes = 16_384
+        /// Deepest nesting of objects and arrays accepted in metadata.
+        public var maxMetaDepth = 16
     }
     /// The cold-start model made for an empty database.
     public struct Model: Codable, Equatable, Sendable {
@@ -62,6 +66,8 @@ public struct Configuration: Codable, Equatable, Sendable {
     public struct Admin: Codable, Equatable, Sendable {
         /// Bearer token for `/v1/admin`; empty means "generate one and write it beside the database".
         public var token = ""
+        /// `DELETE /v1/images/{id}` needs the token too; set false only on a trusted network.
+        public var deleteRequiresToken = true
     }
 
     public var server = Server()
@@ -246,6 +252,8 @@ extension Configuration {
         try require(retrain.keepVersions >= 1, "retrain.keepVersions must be at least 1")
         try require(retrain.maxTrainingImages >= 1, "retrain.maxTrainingImages must be at least 1")
         try require(retrain.checkSeconds > 0, "retrain.checkSeconds must be positive")
+        try require(images.maxMetaBytes >= 2 && images.maxMetaBytes <= 1 << 20, "images.maxMetaBytes must be 2…1048576")
+        try require(images.maxMetaDepth >= 1 && images.maxMetaDepth <= 64, "images.maxMetaDepth must be 1…64")
         do { try dsch.validate() } catch { throw ConfigurationError.invalid("dsch: \(error)") }
     }
 }

@@ -19,6 +19,31 @@ public struct SearchHit: Sendable {
     public var record: ImageRecord
 }
 
+/// Why the service refuses to start on this database with this configuration.
+public enum StartupError: Error, CustomStringConvertible, Equatable {
+    /// The configured thumbnail size differs from the one the active model reads.
+    case inputSizeMismatch(configured: Int, modelVersion: Int, modelInputSize: Int)
+    /// Stored thumbnails have another size than the configured one.
+    case thumbnailSizeMismatch(configured: Int, storedBytes: Int)
+    /// A stored model's row or weights cannot be read.
+    case unreadableModel(version: Int, kind: String, reason: String)
+    /// The settings name an active model version that has no row.
+    case missingActiveModel(version: Int)
+
+    public var description: String {
+        switch self {
+        case let .inputSizeMismatch(configured, version, modelInputSize):
+            return "images.inputSize is \(configured) but the active model version \(version) reads \(modelInputSize)×\(modelInputSize) thumbnails; set images.inputSize back to \(modelInputSize), or start with a new database"
+        case let .thumbnailSizeMismatch(configured, storedBytes):
+            return "images.inputSize is \(configured) (\(configured * configured * 3) bytes a thumbnail) but the database holds thumbnails of \(storedBytes) bytes; set images.inputSize back to the size the database was made with, or start with a new database"
+        case let .unreadableModel(version, kind, reason):
+            return "model version \(version) (\(kind)) in the database cannot be loaded: \(reason); activate another version with an older build or restore a backup"
+        case let .missingActiveModel(version):
+            return "the database names model version \(version) as active but has no such model; restore a backup"
+        }
+    }
+}
+
 /// The application without HTTP: ingest, lookup, delete and search over the store and the active model.
 public final class ImageService: @unchecked Sendable {
     public let configuration: Configuration
@@ -30,20 +55,28 @@ public final class ImageService: @unchecked Sendable {
     private var building: ServingModel?
     /// Ingest holds the read side while it encodes and stores under the current version; a model swap
     /// takes the write side, so no upload is stored under a version that is no longer served.
-    private var ingestGate = pthread_rwlock_t()
+    private let ingestGate = ReadWriteLock()
+    /// Held around "write rows, then change an in-memory index" (ingest, delete, stored codes) so that
+    /// a delete cannot fall between the two and leave a deleted id in an index.
+    private let membership = NSLock()
+    private let metadataPolicy: MetadataPolicy
 
     /// Opens the database, makes the cold-start model if there is none, and loads the active model's index.
     public init(configuration: Configuration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        let directory = URL(fileURLWithPath: configuration.database.path).deletingLastPathComponent().path
-        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        metadataPolicy = MetadataPolicy(maxBytes: configuration.images.maxMetaBytes, maxDepth: configuration.images.maxMetaDepth)
         store = try Store(path: configuration.database.path)
-        pthread_rwlock_init(&ingestGate, nil)
-        serving = try ImageService.loadActiveModel(store: store, configuration: configuration, logger: logger)
+        do {
+            serving = try ImageService.loadActiveModel(store: store, configuration: configuration)
+            try catchUp(serving)
+        } catch {
+            store.close()
+            throw error
+        }
+        logger.info("model loaded", [("version", "\(serving.version)"), ("kind", serving.encoder.kind), ("bits", "\(serving.bits)"),
+                                     ("codes", "\(serving.count)")])
     }
-
-    deinit { pthread_rwlock_destroy(&ingestGate) }
 
     /// The model currently answering searches.
     public var currentModel: ServingModel {
@@ -58,24 +91,28 @@ public final class ImageService: @unchecked Sendable {
     // MARK: Ingest
 
     /// Decodes, thumbnails, encodes and stores one upload; identical bytes return the existing image.
+    /// `metadataJSON` is checked against the metadata limits and stored in canonical form.
     public func ingest(bytes: [UInt8], metadataJSON: String?) throws -> IngestResult {
+        let metadata = try metadataPolicy.canonical(metadataJSON)
         let thumbnail = try decodeThumbnail(bytes)
-        let format = ImageFormat.detect(bytes)!
         let image = try ImageDecoder.info(bytes, limits: decodeLimits)
         let sha256 = SHA256.hexDigest(bytes)
-        pthread_rwlock_rdlock(&ingestGate)
-        defer { pthread_rwlock_unlock(&ingestGate) }
-        let model = currentModel
-        let code = model.codes(for: [thumbnail])[0]
-        let newImage = NewImage(sha256: sha256, contentType: format.mimeType, width: image.width, height: image.height,
-                                original: bytes, thumbnail: thumbnail, metadataJSON: metadataJSON)
-        let inserted = try store.insertImage(newImage, code: BinaryCode.bytes(code, bits: model.bits), modelVersion: model.version)
-        guard let record = try store.image(id: inserted.id) else {
-            throw ServiceError.unavailable("image \(inserted.id) vanished while it was being indexed; retry")
+        return try ingestGate.reading {
+            let model = currentModel
+            let code = model.codes(for: [thumbnail])[0]
+            let newImage = NewImage(sha256: sha256, contentType: image.format.mimeType, width: image.width, height: image.height,
+                                    original: bytes, thumbnail: thumbnail, metadataJSON: metadata)
+            let inserted = try membership.withLock {
+                let inserted = try store.insertImage(newImage, code: BinaryCode.bytes(code, bits: model.bits), modelVersion: model.version)
+                if inserted.created { try model.add(id: inserted.id, code: code) }
+                return inserted
+            }
+            guard let record = try store.image(id: inserted.id) else {
+                throw ServiceError.unavailable("image \(inserted.id) was deleted while it was being indexed; upload it again")
+            }
+            let storedCode = inserted.created ? code : (model.code(for: inserted.id) ?? code)
+            return IngestResult(record: record, created: inserted.created, code: BinaryCode.hex(storedCode, bits: model.bits), modelVersion: model.version)
         }
-        let storedCode = inserted.created ? code : (model.code(for: inserted.id) ?? code)
-        if inserted.created { try model.add(id: inserted.id, code: code) }
-        return IngestResult(record: record, created: inserted.created, code: BinaryCode.hex(storedCode, bits: model.bits), modelVersion: model.version)
     }
 
     /// The thumbnail the encoders read: the whole image resampled to `inputSize`², RGB bytes.
@@ -105,15 +142,31 @@ public final class ImageService: @unchecked Sendable {
         return content
     }
 
-    /// Removes the image from the database and from the index.
+    /// Removes the image from the database and from every in-memory index.
     public func delete(id: Int64) throws {
-        pthread_rwlock_rdlock(&ingestGate)
-        defer { pthread_rwlock_unlock(&ingestGate) }
-        guard try store.deleteImage(id: id) else { throw ServiceError.notFound("no image with id \(id)") }
-        modelLock.lock()
-        let models = [serving, building].compactMap { $0 }
-        modelLock.unlock()
-        for model in models { model.remove(id: id) }
+        try ingestGate.reading {
+            try membership.withLock {
+                guard try store.deleteImage(id: id) else { throw ServiceError.notFound("no image with id \(id)") }
+                modelLock.lock()
+                let models = [serving, building].compactMap { $0 }
+                modelLock.unlock()
+                for model in models { model.remove(id: id) }
+            }
+        }
+    }
+
+    /// Encodes `items` under `model`, stores the codes and adds to the index exactly the images that
+    /// still exist when the codes are written; returns how many were added.
+    @discardableResult
+    func storeCodes(for items: [(imageID: Int64, thumbnail: [UInt8])], in model: ServingModel) throws -> Int {
+        guard !items.isEmpty else { return 0 }
+        let codes = model.codes(for: items.map(\.thumbnail))
+        return try membership.withLock {
+            let stored = try store.putCodes(zip(items, codes).map { (imageID: $0.0.imageID, code: BinaryCode.bytes($0.1, bits: model.bits)) },
+                                            modelVersion: model.version)
+            for (item, code) in zip(items, codes) where stored.contains(item.imageID) { try model.add(id: item.imageID, code: code) }
+            return stored.count
+        }
     }
 
     // MARK: Search
@@ -155,51 +208,70 @@ public final class ImageService: @unchecked Sendable {
     /// Makes `model` the one answering searches: catches up with every upload stored meanwhile, then, with
     /// uploads held back for that moment only, stores the switch and swaps the in-memory model.
     func activate(_ model: ServingModel, afterID: Int64 = 0) throws {
-        try ImageService.catchUp(model: model, store: store, logger: logger, afterID: afterID)
-        pthread_rwlock_wrlock(&ingestGate)
-        defer { pthread_rwlock_unlock(&ingestGate) }
-        try ImageService.catchUp(model: model, store: store, logger: logger, afterID: afterID)
-        try store.setActiveModelVersion(model.version)
-        modelLock.lock()
-        serving = model
-        if building === model { building = nil }
-        modelLock.unlock()
+        try catchUp(model, afterID: afterID)
+        try ingestGate.writing {
+            try catchUp(model, afterID: afterID)
+            try store.setActiveModelVersion(model.version)
+            modelLock.lock()
+            serving = model
+            if building === model { building = nil }
+            modelLock.unlock()
+        }
         logger.info("model activated", [("version", "\(model.version)"), ("kind", model.encoder.kind), ("codes", "\(model.count)")])
     }
 
     /// A serving model for a stored version, its index filled from stored codes plus any missing ones.
     func loadModel(version: Int) throws -> ServingModel {
         guard let record = try store.model(version: version) else { throw ServiceError.notFound("no model version \(version)") }
-        let model = try ServingModel(version: version, encoder: EncoderFactory.encoder(kind: record.kind, weights: record.weights))
+        let model: ServingModel
+        do {
+            model = try ImageService.servingModel(record, configuration: configuration)
+        } catch let error as StartupError {
+            throw ServiceError.conflict("\(error)")
+        }
         try ImageService.fill(model, store: store)
         return model
     }
 
+    /// The encoder of a stored model row, refused when it cannot be read or reads other thumbnails
+    /// than the configured ones (encoding would otherwise trap on every request).
+    static func servingModel(_ record: ModelRecord, configuration: Configuration) throws -> ServingModel {
+        let encoder: HashEncoder
+        do {
+            encoder = try EncoderFactory.encoder(kind: record.kind, weights: record.weights)
+        } catch {
+            throw StartupError.unreadableModel(version: record.version, kind: record.kind, reason: "\(error)")
+        }
+        guard encoder.inputSize == configuration.images.inputSize else {
+            throw StartupError.inputSizeMismatch(configured: configuration.images.inputSize, modelVersion: record.version,
+                                                 modelInputSize: encoder.inputSize)
+        }
+        return try ServingModel(version: record.version, encoder: encoder)
+    }
+
     /// Loads the active model (making the cold-start LSH model first if the database has none) and
-    /// fills its index, encoding any image that has no code under it yet.
-    static func loadActiveModel(store: Store, configuration: Configuration, logger: Logger) throws -> ServingModel {
-        var version = try store.activeModelVersion()
-        if version == nil {
-            let encoder = LSHEncoder(bits: configuration.model.bits, inputSize: configuration.images.inputSize, seed: UInt64(configuration.model.lshSeed))
+    /// fills its index from the stored codes.
+    static func loadActiveModel(store: Store, configuration: Configuration) throws -> ServingModel {
+        let inputSize = configuration.images.inputSize
+        if let stored = try store.thumbnails(afterID: 0, limit: 1).first, stored.thumbnail.count != inputSize * inputSize * 3 {
+            throw StartupError.thumbnailSizeMismatch(configured: inputSize, storedBytes: stored.thumbnail.count)
+        }
+        if try store.activeModelVersion() == nil {
+            let encoder = LSHEncoder(bits: configuration.model.bits, inputSize: inputSize, seed: UInt64(configuration.model.lshSeed))
             let record = ModelRecord(version: 1, kind: encoder.kind, bits: encoder.bits,
-                                     configJSON: "{\"seed\":\(encoder.seed),\"inputSize\":\(encoder.inputSize)}",
+                                     configJSON: "{\"inputSize\":\(encoder.inputSize),\"seed\":\(encoder.seed)}",
                                      weights: try encoder.serialized(), metricsJSON: nil, status: "active", createdAt: "")
-            try store.insertModel(record)
-            try store.setActiveModelVersion(1)
-            logger.info("created cold-start model", [("version", "1"), ("kind", "lsh"), ("bits", "\(encoder.bits)")])
-            version = 1
+            _ = try store.createInitialModel(record)
         }
-        guard let active = version, let record = try store.model(version: active) else {
-            throw ServiceError.unavailable("the active model version is missing from the database")
-        }
-        let model = try ServingModel(version: active, encoder: EncoderFactory.encoder(kind: record.kind, weights: record.weights))
+        guard let active = try store.activeModelVersion() else { throw StartupError.missingActiveModel(version: 0) }
+        guard let record = try store.model(version: active) else { throw StartupError.missingActiveModel(version: active) }
+        let model = try servingModel(record, configuration: configuration)
         try fill(model, store: store)
-        try catchUp(model: model, store: store, logger: logger)
-        logger.info("model loaded", [("version", "\(active)"), ("kind", record.kind), ("bits", "\(model.bits)"), ("codes", "\(model.count)")])
         return model
     }
 
-    /// Adds every stored code of the model's version to its index.
+    /// Adds every stored code of the model's version to its index; a stored code of the wrong length
+    /// is left out (and re-encoded by the catch-up that follows) rather than trusted.
     static func fill(_ model: ServingModel, store: Store) throws {
         for (imageID, bytes) in try store.codes(modelVersion: model.version) {
             guard let code = BinaryCode.words(bytes, bits: model.bits) else { continue }
@@ -207,24 +279,21 @@ public final class ImageService: @unchecked Sendable {
         }
     }
 
-    /// Encodes images stored without a code under `model` (for example uploads that raced a model
-    /// switch), in pages, storing the codes and adding them to the index.
-    static func catchUp(model: ServingModel, store: Store, logger: Logger, afterID: Int64 = 0) throws {
-        guard try store.imageCount() != model.count else { return }
+    /// Encodes the images above `afterID` stored without a code under `model` (uploads that raced a
+    /// model switch), in pages, storing the codes and adding them to the index.
+    func catchUp(_ model: ServingModel, afterID: Int64 = 0) throws {
         var cursor = afterID
         var encoded = 0
         while true {
-            let page = try store.thumbnails(afterID: cursor, limit: 512)
+            let page = try store.thumbnailsMissingCode(modelVersion: model.version, afterID: cursor, limit: ImageService.encodingPageSize)
             guard let last = page.last else { break }
             cursor = last.imageID
-            let missing = page.filter { model.code(for: $0.imageID) == nil }
-            if missing.isEmpty { continue }
-            let codes = model.codes(for: missing.map(\.thumbnail))
-            try store.putCodes(zip(missing, codes).map { (imageID: $0.0.imageID, code: BinaryCode.bytes($0.1, bits: model.bits)) },
-                               modelVersion: model.version)
-            for (item, code) in zip(missing, codes) { try model.add(id: item.imageID, code: code) }
-            encoded += missing.count
+            encoded += try storeCodes(for: page, in: model)
         }
         if encoded > 0 { logger.info("encoded images missing a code", [("version", "\(model.version)"), ("images", "\(encoded)")]) }
     }
+
+    /// Thumbnails encoded per batch when catching up or re-encoding: large enough for the encoder's
+    /// batched forward pass, small enough to keep memory flat.
+    static let encodingPageSize = 512
 }

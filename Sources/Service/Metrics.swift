@@ -15,11 +15,17 @@ public final class Metrics: @unchecked Sendable {
 
     public init() {}
 
-    /// Records one finished HTTP request.
+    /// Methods that get a label of their own; any other method a client invents is counted as `other`,
+    /// so junk methods cannot grow the label set (and memory) without bound.
+    static let labelledMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+    /// Records one finished HTTP request. `route` must come from a fixed set (route patterns or
+    /// "unmatched"); `method` is folded into `other` when unknown.
     public func observeRequest(route: String, method: String, status: Int, seconds: Double) {
+        let methodLabel = Metrics.labelledMethods.contains(method) ? method : "other"
         lock.lock()
         defer { lock.unlock() }
-        requests[RequestKey(route: route, method: method, status: status), default: 0] += 1
+        requests[RequestKey(route: route, method: methodLabel, status: status), default: 0] += 1
         var histogram = latency[route] ?? Histogram(counts: Array(repeating: 0, count: Metrics.latencyBuckets.count))
         for (index, bound) in Metrics.latencyBuckets.enumerated() where seconds <= bound { histogram.counts[index] += 1 }
         histogram.sum += seconds

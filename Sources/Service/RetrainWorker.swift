@@ -63,12 +63,7 @@ public final class RetrainWorker: @unchecked Sendable {
 
     /// Marks jobs a previous process left running as failed and removes their half-written model.
     public func recoverInterruptedJobs() throws {
-        let active = try service.store.activeModelVersion()
         for job in try service.store.failInterruptedJobs(reason: "interrupted: the service stopped while the job ran") {
-            if let version = job.modelVersion, version != active {
-                try service.store.deleteCodes(modelVersion: version)
-                _ = try service.store.deleteModel(version: version)
-            }
             logger.warning("retrain job marked failed after restart", [("job", "\(job.id)"), ("model_version", job.modelVersion.map(String.init) ?? "none")])
         }
     }
@@ -135,12 +130,12 @@ public final class RetrainWorker: @unchecked Sendable {
             let thumbnails = try loadThumbnails(through: snapshotID)
             let trained = try trainer.train(thumbnails: thumbnails, settings: settings) { fraction, message in
                 try self.checkCancelled()
-                try? store.updateJob(id: jobID, status: nil, progress: 0.8 * min(max(fraction, 0), 1), message: message, modelVersion: nil)
+                try? store.updateJob(id: jobID, status: nil, progress: RetrainWorker.trainingShare * min(max(fraction, 0), 1), message: message, modelVersion: nil)
             }
             let trainingSeconds = Date().timeIntervalSince(started)
             metrics.increment("dsch_training_seconds_total", by: trainingSeconds)
 
-            let version = (try store.models().map(\.version).max() ?? 0) + 1
+            let version = try store.maxModelVersion() + 1
             newVersion = version
             var config = (try? JSONSerialization.jsonObject(with: Data(trained.configJSON.utf8))) as? [String: Any] ?? [:]
             config["trainedThroughImageID"] = snapshotID
@@ -149,8 +144,7 @@ public final class RetrainWorker: @unchecked Sendable {
                                      configJSON: String(decoding: try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]), as: UTF8.self),
                                      weights: try trained.encoder.serialized(), metricsJSON: trained.metricsJSON,
                                      status: "building", createdAt: "")
-            try store.insertModel(record)
-            try store.updateJob(id: jobID, status: nil, progress: 0.8, message: "encoding images", modelVersion: version)
+            try store.insertModel(record, forJob: jobID, progress: RetrainWorker.trainingShare, message: "encoding images")
 
             let model = try ServingModel(version: version, encoder: trained.encoder)
             service.setBuilding(model)
@@ -174,23 +168,20 @@ public final class RetrainWorker: @unchecked Sendable {
         }
     }
 
+    /// Share of a job's progress bar given to training; encoding every image takes the rest.
+    static let trainingShare = 0.8
+
+    /// An even sample of at most `retrain.maxTrainingImages` thumbnails up to the snapshot: the ids are
+    /// chosen first, so only the sampled thumbnails are ever read, however large the collection.
     private func loadThumbnails(through snapshotID: Int64) throws -> [[UInt8]] {
-        var thumbnails: [[UInt8]] = []
-        var cursor: Int64 = 0
-        while true {
-            let page = try service.store.thumbnails(afterID: cursor, limit: 4096)
-            guard let last = page.last else { break }
-            cursor = last.imageID
-            for item in page where item.imageID <= snapshotID { thumbnails.append(item.thumbnail) }
-            if cursor >= snapshotID { break }
-        }
+        var ids = try service.store.imageIDs(through: snapshotID)
         let cap = service.configuration.retrain.maxTrainingImages
-        if thumbnails.count > cap {
+        if ids.count > cap {
             // An even stride keeps the sample spread over the whole collection, old and new.
-            let step = Double(thumbnails.count) / Double(cap)
-            thumbnails = (0..<cap).map { thumbnails[Int(Double($0) * step)] }
+            let step = Double(ids.count) / Double(cap)
+            ids = (0..<cap).map { ids[Int(Double($0) * step)] }
         }
-        return thumbnails
+        return try service.store.thumbnails(ids: ids).map(\.thumbnail)
     }
 
     private func encodeAll(into model: ServingModel, through snapshotID: Int64, jobID: Int64) throws {
@@ -199,16 +190,14 @@ public final class RetrainWorker: @unchecked Sendable {
         var cursor: Int64 = 0
         var done = 0
         while cursor < snapshotID {
-            let page = try store.thumbnails(afterID: cursor, limit: 512)
+            let page = try store.thumbnails(afterID: cursor, limit: ImageService.encodingPageSize)
             guard let last = page.last else { break }
             cursor = last.imageID
-            let codes = model.codes(for: page.map(\.thumbnail))
-            try store.putCodes(zip(page, codes).map { (imageID: $0.0.imageID, code: BinaryCode.bytes($0.1, bits: model.bits)) },
-                               modelVersion: model.version)
-            for (item, code) in zip(page, codes) { try model.add(id: item.imageID, code: code) }
+            try service.storeCodes(for: page.filter { $0.imageID <= snapshotID }, in: model)
             try checkCancelled()
             done += page.count
-            try store.updateJob(id: jobID, status: nil, progress: 0.8 + 0.2 * min(Double(done) / Double(total), 1),
+            let share = RetrainWorker.trainingShare
+            try store.updateJob(id: jobID, status: nil, progress: share + (1 - share) * min(Double(done) / Double(total), 1),
                                 message: "encoded \(done) of \(total) images", modelVersion: nil)
         }
     }
@@ -217,10 +206,9 @@ public final class RetrainWorker: @unchecked Sendable {
     private func prune(keep: Int) throws {
         let store = service.store
         let active = try store.activeModelVersion()
-        let versions = try store.models().map(\.version).sorted(by: >)
+        let versions = try store.models().filter { $0.status != "pruned" }.map(\.version).sorted(by: >)
         for version in versions.dropFirst(max(keep, 1)) where version != active {
-            try store.deleteCodes(modelVersion: version)
-            try store.setModelStatus(version: version, status: "pruned")
+            try store.pruneCodes(modelVersion: version)
         }
     }
 }

@@ -8,6 +8,8 @@ public struct Routes {
     let service: ImageService
     let metrics: Metrics
     let worker: RetrainWorker
+    /// Guards the routes that destroy data (`DELETE`), unless the configuration opens them.
+    let deleteAuthorization: BearerAuthorization?
 
     /// Registers every public route on `router`.
     public func register(on router: Router) {
@@ -17,13 +19,14 @@ public struct Routes {
             router.add(method, "/v1/search") { try self.searchUpload($0) }
         }
         router.add("GET", "/v1/images/{id}") { request in
-            try JSONBody.response(200, imageJSON(try self.service.image(id: imageID(request))))
+            JSONBody.response(200, imageJSON(try self.service.image(id: imageID(request))))
         }
         router.add("GET", "/v1/images/{id}/content") { request in
             let content = try self.service.content(id: try imageID(request))
             return HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", content.contentType)]), body: content.bytes)
         }
         router.add("DELETE", "/v1/images/{id}") { request in
+            try self.deleteAuthorization?.authorize(request)
             try self.service.delete(id: try imageID(request))
             return HTTPResponse(status: 204)
         }
@@ -31,15 +34,15 @@ public struct Routes {
             let id = try imageID(request)
             let (k, maxDistance) = try self.searchParameters(request)
             let result = try self.service.similar(to: id, k: k, maxDistance: maxDistance)
-            return try JSONBody.response(200, [
-                "query": ["id": id] as [String: Any],
-                "model_version": result.model.version,
-                "results": result.hits.map(hitJSON),
-            ])
+            return JSONBody.response(200, .object([
+                "query": .object(["id": .integer(id)]),
+                "model_version": .int(result.model.version),
+                "results": .array(result.hits.map(hitJSON)),
+            ]))
         }
         router.add("GET", "/healthz") { _ in
             let model = self.service.currentModel
-            return try JSONBody.response(200, ["status": "ok", "model_version": model.version, "indexed": model.count])
+            return JSONBody.response(200, .object(["status": .string("ok"), "model_version": .int(model.version), "indexed": .int(model.count)]))
         }
         router.add("GET", "/metrics") { _ in
             let text = self.metrics.render(gauges: try self.gauges())
@@ -68,22 +71,21 @@ public struct Routes {
     private func searchUpload(_ request: HTTPRequest) throws -> HTTPResponse {
         let (k, maxDistance) = try searchParameters(request)
         let result = try service.search(bytes: try imageBytes(request).bytes, k: k, maxDistance: maxDistance)
-        return try JSONBody.response(200, [
-            "query": ["code": BinaryCode.hex(result.code, bits: result.model.bits)],
-            "model_version": result.model.version,
-            "results": result.hits.map(hitJSON),
-        ])
+        return JSONBody.response(200, .object([
+            "query": .object(["code": .string(BinaryCode.hex(result.code, bits: result.model.bits))]),
+            "model_version": .int(result.model.version),
+            "results": .array(result.hits.map(hitJSON)),
+        ]))
     }
 
     private func upload(_ request: HTTPRequest) throws -> HTTPResponse {
         let (bytes, partMeta) = try imageBytes(request)
-        let metadata = try metadataJSON(partMeta ?? request.query["meta"])
-        let result = try service.ingest(bytes: bytes, metadataJSON: metadata)
-        var body = imageJSON(result.record)
-        body["code"] = result.code
-        body["model_version"] = result.modelVersion
-        body["created"] = result.created
-        var response = try JSONBody.response(result.created ? 201 : 200, body)
+        let result = try service.ingest(bytes: bytes, metadataJSON: partMeta ?? request.query["meta"])
+        var fields = imageFields(result.record)
+        fields["code"] = .string(result.code)
+        fields["model_version"] = .int(result.modelVersion)
+        fields["created"] = .bool(result.created)
+        var response = JSONBody.response(result.created ? 201 : 200, .object(fields))
         response.headers.add("Location", "/v1/images/\(result.record.id)")
         return response
     }
@@ -127,15 +129,6 @@ func imageBytes(_ request: HTTPRequest) throws -> (bytes: [UInt8], meta: String?
     return (request.body, nil)
 }
 
-/// Validates optional metadata: it must be a JSON object; stored as sent.
-func metadataJSON(_ text: String?) throws -> String? {
-    guard let text, !text.isEmpty else { return nil }
-    guard let data = text.data(using: .utf8), (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
-        throw ServiceError.badRequest("meta must be a JSON object, for example {\"label\":\"shoe\"}")
-    }
-    return text
-}
-
 /// The numeric `{id}` path parameter.
 func imageID(_ request: HTTPRequest) throws -> Int64 {
     guard let text = request.pathParameters["id"], let id = Int64(text), id > 0 else {
@@ -144,27 +137,29 @@ func imageID(_ request: HTTPRequest) throws -> Int64 {
     return id
 }
 
-/// An image's metadata as a JSON object.
-func imageJSON(_ record: ImageRecord) -> [String: Any] {
-    var body: [String: Any] = [
-        "id": record.id, "sha256": record.sha256, "content_type": record.contentType,
-        "width": record.width, "height": record.height, "byte_size": record.byteSize, "created_at": record.createdAt,
+/// An image's metadata as JSON fields; stored metadata is spliced in as it was validated at ingest.
+func imageFields(_ record: ImageRecord) -> [String: JSONValue] {
+    var fields: [String: JSONValue] = [
+        "id": .integer(record.id), "sha256": .string(record.sha256), "content_type": .string(record.contentType),
+        "width": .int(record.width), "height": .int(record.height), "byte_size": .int(record.byteSize),
+        "created_at": .string(record.createdAt),
     ]
-    if let meta = record.metadataJSON, let data = meta.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data) {
-        body["meta"] = object
-    }
-    return body
+    if let meta = record.metadataJSON { fields["meta"] = .raw(meta) }
+    return fields
 }
 
-func hitJSON(_ hit: SearchHit) -> [String: Any] {
-    var body = imageJSON(hit.record)
-    body["distance"] = hit.neighbor.distance
-    return body
+/// An image's metadata as a JSON object.
+func imageJSON(_ record: ImageRecord) -> JSONValue { .object(imageFields(record)) }
+
+func hitJSON(_ hit: SearchHit) -> JSONValue {
+    var fields = imageFields(hit.record)
+    fields["distance"] = .int(hit.neighbor.distance)
+    return .object(fields)
 }
 
-/// JSON response bodies with sorted keys, so output is stable for scripts and tests.
+/// JSON response bodies.
 enum JSONBody {
-    static func response(_ status: Int, _ object: [String: Any]) throws -> HTTPResponse {
-        HTTPResponse.json(status, Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])))
+    static func response(_ status: Int, _ value: JSONValue) -> HTTPResponse {
+        HTTPResponse.json(status, value.bytes)
     }
 }

@@ -24,8 +24,10 @@ public final class DschServer: @unchecked Sendable {
         let admin = try AdminToken.resolve(configuration: configuration)
         tokenFile = admin.file
         let router = Router()
-        Routes(service: service, metrics: metrics, worker: worker).register(on: router)
-        AdminRoutes(service: service, worker: worker, token: admin.token).register(on: router)
+        let authorization = BearerAuthorization(token: admin.token)
+        Routes(service: service, metrics: metrics, worker: worker,
+               deleteAuthorization: configuration.admin.deleteRequiresToken ? authorization : nil).register(on: router)
+        AdminRoutes(service: service, worker: worker, authorization: authorization).register(on: router)
         var serverConfiguration = ServerConfiguration()
         serverConfiguration.host = configuration.server.host
         serverConfiguration.port = configuration.server.port

@@ -8,47 +8,32 @@ public final class ServingModel: @unchecked Sendable {
     public let version: Int
     public let encoder: HashEncoder
     private let index: HammingIndex
-    private var lock = pthread_rwlock_t()
+    private let lock = ReadWriteLock()
 
     public init(version: Int, encoder: HashEncoder) throws {
         self.version = version
         self.encoder = encoder
         index = try HammingIndex(bits: encoder.bits)
-        pthread_rwlock_init(&lock, nil)
     }
-
-    deinit { pthread_rwlock_destroy(&lock) }
 
     public var bits: Int { encoder.bits }
 
     /// Number of codes held.
-    public var count: Int { reading { index.count } }
+    public var count: Int { lock.reading { index.count } }
 
     /// Codes for thumbnails, packed for the index.
     public func codes(for thumbnails: [[UInt8]]) -> [[UInt64]] {
         encoder.encode(thumbnails: thumbnails).map { BinaryCode.pack(signs: $0) }
     }
 
-    public func add(id: Int64, code: [UInt64]) throws { try writing { try index.add(id: id, code: code) } }
+    public func add(id: Int64, code: [UInt64]) throws { try lock.writing { try index.add(id: id, code: code) } }
 
-    @discardableResult public func remove(id: Int64) -> Bool { writing { index.remove(id: id) } }
+    @discardableResult public func remove(id: Int64) -> Bool { lock.writing { index.remove(id: id) } }
 
-    public func code(for id: Int64) -> [UInt64]? { reading { index.code(for: id) } }
+    public func code(for id: Int64) -> [UInt64]? { lock.reading { index.code(for: id) } }
 
     public func search(_ query: [UInt64], k: Int, maxDistance: Int?, excluding: Int64?) throws -> [Neighbor] {
-        try reading { try index.search(query, k: k, maxDistance: maxDistance, excluding: excluding) }
-    }
-
-    private func reading<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_rwlock_rdlock(&lock)
-        defer { pthread_rwlock_unlock(&lock) }
-        return try body()
-    }
-
-    private func writing<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_rwlock_wrlock(&lock)
-        defer { pthread_rwlock_unlock(&lock) }
-        return try body()
+        try lock.reading { try index.search(query, k: k, maxDistance: maxDistance, excluding: excluding) }
     }
 }
 

@@ -1,7 +1,7 @@
 import Foundation
 
-/// The application's repositories over one SQLite file (API contract; implementation pending).
-/// Writes go through one connection on one serial queue; reads use their own connection.
+/// The application's repositories over one SQLite file.
+/// Writes go through one connection on one serial queue; reads use their own connections.
 
 /// A failure reported by SQLite, with the statement that caused it.
 public struct DatabaseError: Error, CustomStringConvertible {
@@ -210,6 +210,9 @@ public final class Store: @unchecked Sendable {
 
     // MARK: Images and codes
 
+    /// Ids per `IN (…)` list: under SQLite's bound-parameter limit, and few distinct statements.
+    private static let idChunkSize = 100
+
     private static let imageColumns = "id, sha256, content_type, width, height, byte_size, metadata, created_at"
 
     private static func imageRecord(_ row: Statement) -> ImageRecord {
@@ -247,10 +250,8 @@ public final class Store: @unchecked Sendable {
         guard !unique.isEmpty else { return [:] }
         return try read { database in
             var records: [Int64: ImageRecord] = [:]
-            // Chunks keep the statement under SQLite's bound-parameter limit and the cache small.
-            let chunkSize = 100
-            for start in stride(from: 0, to: unique.count, by: chunkSize) {
-                let chunk = unique[start..<min(start + chunkSize, unique.count)]
+            for start in stride(from: 0, to: unique.count, by: Self.idChunkSize) {
+                let chunk = unique[start..<min(start + Self.idChunkSize, unique.count)]
                 let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
                 let statement = try database.prepare("SELECT \(Self.imageColumns) FROM images WHERE id IN (\(placeholders))")
                 try statement.bind(chunk.map { .integer($0) })
@@ -307,19 +308,24 @@ public final class Store: @unchecked Sendable {
         try read { try $0.queryFirst("SELECT code FROM codes WHERE image_id = ? AND model_version = ?", [.integer(imageID), .int(modelVersion)]) { $0.blob(0) } }
     }
 
-    /// Stores codes for a model version (upsert), in one transaction.
+    /// Stores codes for a model version (upsert), in one transaction, and returns the ids stored.
     /// Codes of images deleted in the meantime are skipped rather than failing the whole batch, so a
-    /// retrain that encoded an image just before its deletion still completes.
-    public func putCodes(_ codes: [(imageID: Int64, code: [UInt8])], modelVersion: Int) throws {
-        guard !codes.isEmpty else { return }
-        try writeTransaction { database in
+    /// retrain that encoded an image just before its deletion still completes; the caller adds only
+    /// the returned ids to its index, so a deleted image never comes back as a "ghost".
+    @discardableResult
+    public func putCodes(_ codes: [(imageID: Int64, code: [UInt8])], modelVersion: Int) throws -> Set<Int64> {
+        guard !codes.isEmpty else { return [] }
+        return try writeTransaction { database in
+            var stored = Set<Int64>()
             for entry in codes {
-                try database.run("""
+                let changed = try database.run("""
                     INSERT INTO codes (image_id, model_version, code)
                     SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM images WHERE id = ?1)
                     ON CONFLICT (image_id, model_version) DO UPDATE SET code = excluded.code
                     """, [.integer(entry.imageID), .int(modelVersion), .blob(entry.code)])
+                if changed > 0 { stored.insert(entry.imageID) }
             }
+            return stored
         }
     }
 
@@ -338,17 +344,102 @@ public final class Store: @unchecked Sendable {
         }
     }
 
+    /// Thumbnails of images above `afterID` that have no code under `modelVersion`, by id, at most
+    /// `limit`: what a model must still encode before it can serve every image.
+    public func thumbnailsMissingCode(modelVersion: Int, afterID: Int64, limit: Int) throws -> [(imageID: Int64, thumbnail: [UInt8])] {
+        try read { database in
+            try database.query("""
+                SELECT id, thumbnail FROM images
+                WHERE id > ?1 AND NOT EXISTS (SELECT 1 FROM codes WHERE image_id = images.id AND model_version = ?2)
+                ORDER BY id LIMIT ?3
+                """, [.integer(afterID), .int(modelVersion), .int(limit)]) { (imageID: $0.int64(0), thumbnail: $0.blob(1)) }
+        }
+    }
+
+    /// The thumbnails of those `ids` that still exist, in the order of `ids`.
+    public func thumbnails(ids: [Int64]) throws -> [(imageID: Int64, thumbnail: [UInt8])] {
+        guard !ids.isEmpty else { return [] }
+        return try read { database in
+            var byID: [Int64: [UInt8]] = [:]
+            for start in stride(from: 0, to: ids.count, by: Self.idChunkSize) {
+                let chunk = ids[start..<min(start + Self.idChunkSize, ids.count)]
+                let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                let statement = try database.prepare("SELECT id, thumbnail FROM images WHERE id IN (\(placeholders))")
+                try statement.bind(chunk.map { .integer($0) })
+                while try statement.step() { byID[statement.int64(0)] = statement.blob(1) }
+            }
+            return ids.compactMap { id in byID[id].map { (imageID: id, thumbnail: $0) } }
+        }
+    }
+
+    /// Image ids up to and including `throughID`, ascending.
+    public func imageIDs(through throughID: Int64) throws -> [Int64] {
+        try read { try $0.query("SELECT id FROM images WHERE id <= ? ORDER BY id", [.integer(throughID)]) { $0.int64(0) } }
+    }
+
     // MARK: Models and settings
 
     /// Inserts a model version; an empty `createdAt` means now.
     public func insertModel(_ model: ModelRecord) throws {
-        try write { database in
-            try database.run("""
-                INSERT INTO models (version, kind, bits, config, weights, metrics, status, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, coalesce(nullif(?, ''), \(Self.now)))
-                """, [.int(model.version), .text(model.kind), .int(model.bits), .text(model.configJSON), .blob(model.weights),
-                      .optionalText(model.metricsJSON), .text(model.status), .text(model.createdAt)])
+        try write { try Self.insert(model, into: $0) }
+    }
+
+    /// Makes `model` the active version of an empty database in one transaction (insert and activation),
+    /// so a crash between the two cannot leave a database without an active model. Returns false, and
+    /// changes nothing, when a version is already active.
+    public func createInitialModel(_ model: ModelRecord) throws -> Bool {
+        try writeTransaction { database in
+            if try Self.activeVersion(database) != nil { return false }
+            try Self.insert(model, into: database)
+            try Self.activate(model.version, in: database)
+            return true
         }
+    }
+
+    /// Records a freshly trained model and names it on its job, in one transaction, so a crash never
+    /// leaves a model row that no job owns (which start-up recovery could not find and remove).
+    public func insertModel(_ model: ModelRecord, forJob jobID: Int64, progress: Double, message: String) throws {
+        try writeTransaction { database in
+            try Self.insert(model, into: database)
+            let changed = try database.run("UPDATE jobs SET model_version = ?, progress = ?, message = ? WHERE id = ?",
+                                           [.int(model.version), .real(progress), .text(message), .integer(jobID)])
+            if changed == 0 { throw StoreError.unknownJob(jobID) }
+        }
+    }
+
+    /// Drops a version's codes and marks it "pruned" in one transaction; the model row stays for
+    /// re-encoding later. Refuses the active version.
+    public func pruneCodes(modelVersion: Int) throws {
+        try writeTransaction { database in
+            if try Self.activeVersion(database) == modelVersion { throw StoreError.modelIsActive(modelVersion) }
+            try database.run("DELETE FROM codes WHERE model_version = ?", [.int(modelVersion)])
+            if try database.run("UPDATE models SET status = 'pruned' WHERE version = ?", [.int(modelVersion)]) == 0 {
+                throw StoreError.unknownModelVersion(modelVersion)
+            }
+        }
+    }
+
+    private static func insert(_ model: ModelRecord, into database: Database) throws {
+        try database.run("""
+            INSERT INTO models (version, kind, bits, config, weights, metrics, status, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, coalesce(nullif(?, ''), \(Self.now)))
+            """, [.int(model.version), .text(model.kind), .int(model.bits), .text(model.configJSON), .blob(model.weights),
+                  .optionalText(model.metricsJSON), .text(model.status), .text(model.createdAt)])
+    }
+
+    private static func activeVersion(_ database: Database) throws -> Int? {
+        try database.queryScalarText("SELECT value FROM settings WHERE key = ?", [.text(activeModelKey)]).flatMap { Int($0) }
+    }
+
+    private static func activate(_ version: Int, in database: Database) throws {
+        guard try database.queryScalarInt("SELECT 1 FROM models WHERE version = ?", [.int(version)]) != nil else {
+            throw StoreError.unknownModelVersion(version)
+        }
+        try database.run("UPDATE models SET status = 'inactive' WHERE status = 'active' AND version != ?", [.int(version)])
+        try database.run("UPDATE models SET status = 'active' WHERE version = ?", [.int(version)])
+        try database.run("""
+            INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+            """, [.text(activeModelKey), .text(String(version))])
     }
 
     private static let modelColumns = "version, kind, bits, config, metrics, status, created_at"
@@ -391,10 +482,7 @@ public final class Store: @unchecked Sendable {
     @discardableResult
     public func deleteModel(version: Int) throws -> Bool {
         try writeTransaction { database in
-            if let active = try database.queryScalarText("SELECT value FROM settings WHERE key = ?", [.text(Self.activeModelKey)]),
-               Int(active) == version {
-                throw StoreError.modelIsActive(version)
-            }
+            if try Self.activeVersion(database) == version { throw StoreError.modelIsActive(version) }
             try database.run("DELETE FROM codes WHERE model_version = ?", [.int(version)])
             return try database.run("DELETE FROM models WHERE version = ?", [.int(version)]) > 0
         }
@@ -402,22 +490,13 @@ public final class Store: @unchecked Sendable {
 
     /// The version search should use, nil before the first model is activated.
     public func activeModelVersion() throws -> Int? {
-        try read { try $0.queryScalarText("SELECT value FROM settings WHERE key = ?", [.text(Self.activeModelKey)]).flatMap { Int($0) } }
+        try read { try Self.activeVersion($0) }
     }
 
     /// Makes `version` the active one, in one transaction: the setting, status "active" for it and
     /// "inactive" for the version it replaces. Throws `unknownModelVersion` when it does not exist.
     public func setActiveModelVersion(_ version: Int) throws {
-        try writeTransaction { database in
-            guard try database.queryScalarInt("SELECT 1 FROM models WHERE version = ?", [.int(version)]) != nil else {
-                throw StoreError.unknownModelVersion(version)
-            }
-            try database.run("UPDATE models SET status = 'inactive' WHERE status = 'active' AND version != ?", [.int(version)])
-            try database.run("UPDATE models SET status = 'active' WHERE version = ?", [.int(version)])
-            try database.run("""
-                INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value
-                """, [.text(Self.activeModelKey), .text(String(version))])
-        }
+        try writeTransaction { try Self.activate(version, in: $0) }
     }
 
     /// A setting's value, if set.
@@ -484,8 +563,10 @@ public final class Store: @unchecked Sendable {
         if changed == 0 { throw StoreError.unknownJob(id) }
     }
 
-    /// Marks every job left `queued` or `running` (by a process that stopped) as failed with `reason`,
-    /// and returns them as they are now, so the caller can remove their half-written codes.
+    /// Marks every job left `queued` or `running` (by a process that stopped) as failed with `reason`
+    /// and removes the models they were building (never the active one) with their codes, all in one
+    /// transaction, so a crash during recovery leaves either the old state or the recovered one.
+    /// Returns the failed jobs as they are now.
     @discardableResult
     public func failInterruptedJobs(reason: String) throws -> [JobRecord] {
         try writeTransaction { database in
@@ -494,9 +575,15 @@ public final class Store: @unchecked Sendable {
                 UPDATE jobs SET status = 'failed', message = ?, finished_at = \(Self.now)
                 WHERE status IN ('queued', 'running')
                 """, [.text(reason)])
-            return try ids.compactMap { id in
+            let jobs = try ids.compactMap { id in
                 try database.queryFirst("SELECT \(Self.jobColumns) FROM jobs WHERE id = ?", [.integer(id)], row: Self.jobRecord)
             }
+            let active = try Self.activeVersion(database)
+            for version in Set(jobs.compactMap(\.modelVersion)) where version != active {
+                try database.run("DELETE FROM codes WHERE model_version = ?", [.int(version)])
+                try database.run("DELETE FROM models WHERE version = ?", [.int(version)])
+            }
+            return jobs
         }
     }
 

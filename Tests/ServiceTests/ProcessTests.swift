@@ -136,15 +136,17 @@ final class ProcessTests: XCTestCase {
         XCTAssertEqual((similar.json["results"] as? [[String: Any]])?.compactMap { $0["id"] as? Int }, [otherID], similar.output)
         let search = try runScript("search.sh", [image.path, "1"], port: running.server.port)
         XCTAssertEqual((search.json["results"] as? [[String: Any]])?.first?["id"] as? Int, id, search.output)
-        XCTAssertEqual(try runScript("delete.sh", ["\(id)"], port: running.server.port).output, "204\n")
-        XCTAssertEqual(try runScript("delete.sh", ["\(id)"], port: running.server.port).output, "404\n")
+        XCTAssertEqual(try runScript("delete.sh", ["\(id)"], port: running.server.port, token: "wrong").output, "403\n")
+        let token = try running.adminToken()
+        XCTAssertEqual(try runScript("delete.sh", ["\(id)"], port: running.server.port, token: token).output, "204\n")
+        XCTAssertEqual(try runScript("delete.sh", ["\(id)"], port: running.server.port, token: token).output, "404\n")
     }
 
-    private func runScript(_ name: String, _ arguments: [String], port: Int) throws -> (output: String, json: [String: Any]) {
+    private func runScript(_ name: String, _ arguments: [String], port: Int, token: String? = nil) throws -> (output: String, json: [String: Any]) {
         let process = Process()
         process.executableURL = ProcessTests.packageDirectory.appendingPathComponent("scripts/curl/\(name)")
         process.arguments = arguments
-        process.environment = ["DSCH_URL": "http://127.0.0.1:\(port)", "PATH": "/usr/bin:/bin"]
+        process.environment = ["DSCH_URL": "http://127.0.0.1:\(port)", "PATH": "/usr/bin:/bin"].merging(token.map { ["DSCH_TOKEN": $0] } ?? [:]) { $1 }
         let output = Pipe()
         process.standardOutput = output
         try process.run()

@@ -59,9 +59,10 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(top["id"] as? Int, id)
         XCTAssertEqual(top["distance"] as? Int, 0)
 
-        XCTAssertEqual(try client.request("DELETE", "/v1/images/\(id)").status, 204)
+        let admin = try running.adminHeaders()
+        XCTAssertEqual(try client.request("DELETE", "/v1/images/\(id)", headers: admin).status, 204)
         XCTAssertEqual(try client.request("GET", "/v1/images/\(id)").status, 404)
-        XCTAssertEqual(try client.request("DELETE", "/v1/images/\(id)").status, 404)
+        XCTAssertEqual(try client.request("DELETE", "/v1/images/\(id)", headers: admin).status, 404)
         let afterDelete = try client.request("POST", "/v1/search?k=10", body: first)
         XCTAssertFalse((afterDelete.json["results"] as? [[String: Any]] ?? []).contains { $0["id"] as? Int == id })
 

@@ -47,6 +47,12 @@ final class RunningServer {
         try server.start()
     }
 
+    /// The admin token the server uses (generated beside the database unless configured).
+    func adminToken() throws -> String { try AdminToken.resolve(configuration: server.service.configuration).token }
+
+    /// `Authorization` for the admin token.
+    func adminHeaders() throws -> [(String, String)] { [("Authorization", "Bearer \(try adminToken())")] }
+
     func stop() {
         server.shutdown()
         try? FileManager.default.removeItem(at: directory)

@@ -117,6 +117,82 @@ final class StoreTests: XCTestCase {
         }
     }
 
+    func testPutCodesReportsWhatWasStoredAndMissingCodesAreFound() throws {
+        try forEachStore { store, kind in
+            try store.insertModel(model(1))
+            try store.insertModel(model(2))
+            let ids = try (1...4).map { try store.insertImage(newImage($0), code: [1], modelVersion: 1).id }
+            XCTAssertTrue(try store.deleteImage(id: ids[1]), kind)
+            let stored = try store.putCodes(ids.map { (imageID: $0, code: [7]) }, modelVersion: 2)
+            XCTAssertEqual(stored, [ids[0], ids[2], ids[3]], "the deleted image is reported as not stored (\(kind))")
+            XCTAssertTrue(try store.deleteCodes(modelVersion: 2) == 3, kind)
+            _ = try store.putCodes([(imageID: ids[2], code: [7])], modelVersion: 2)
+            let missing = try store.thumbnailsMissingCode(modelVersion: 2, afterID: 0, limit: 10).map(\.imageID)
+            XCTAssertEqual(missing, [ids[0], ids[3]], kind)
+            XCTAssertEqual(try store.thumbnailsMissingCode(modelVersion: 2, afterID: ids[0], limit: 10).map(\.imageID), [ids[3]], kind)
+            XCTAssertEqual(try store.thumbnails(ids: [ids[3], ids[1], ids[0]]).map(\.imageID), [ids[3], ids[0]],
+                           "in the order asked, deleted ids left out (\(kind))")
+            XCTAssertEqual(try store.imageIDs(through: ids[2]), [ids[0], ids[2]], kind)
+        }
+    }
+
+    func testInitialModelIsInsertedAndActivatedTogether() throws {
+        try forEachStore { store, kind in
+            XCTAssertTrue(try store.createInitialModel(model(1)), kind)
+            XCTAssertEqual(try store.activeModelVersion(), 1, kind)
+            XCTAssertEqual(try store.model(version: 1)?.status, "active", kind)
+            XCTAssertFalse(try store.createInitialModel(model(2)), "a database with an active model is left alone (\(kind))")
+            XCTAssertNil(try store.model(version: 2), kind)
+            // A failure inside the transaction (here a duplicate version) leaves no half-made state.
+            let other = try makeStore(.memory)
+            defer { other.close() }
+            try other.insertModel(model(1))
+            XCTAssertThrowsError(try other.createInitialModel(model(1)), kind)
+            XCTAssertNil(try other.activeModelVersion(), kind)
+        }
+    }
+
+    func testModelForJobAndPruningAreAtomic() throws {
+        try forEachStore { store, kind in
+            try store.insertModel(model(1))
+            try store.setActiveModelVersion(1)
+            XCTAssertThrowsError(try store.insertModel(model(2), forJob: 99, progress: 0.8, message: "x"), kind) {
+                XCTAssertEqual($0 as? StoreError, .unknownJob(99))
+            }
+            XCTAssertNil(try store.model(version: 2), "no model row without its job (\(kind))")
+            let job = try store.createJob(kind: "lsh", configJSON: nil)
+            try store.insertModel(model(2), forJob: job, progress: 0.8, message: "encoding images")
+            XCTAssertEqual(try store.job(id: job)?.modelVersion, 2, kind)
+            XCTAssertEqual(try store.job(id: job)?.message, "encoding images", kind)
+
+            let image = try store.insertImage(newImage(1), code: [1], modelVersion: 1).id
+            try store.putCodes([(imageID: image, code: [2])], modelVersion: 2)
+            XCTAssertThrowsError(try store.pruneCodes(modelVersion: 1), kind) { XCTAssertEqual($0 as? StoreError, .modelIsActive(1)) }
+            try store.pruneCodes(modelVersion: 2)
+            XCTAssertEqual(try store.model(version: 2)?.status, "pruned", kind)
+            XCTAssertTrue(try store.codes(modelVersion: 2).isEmpty, kind)
+            XCTAssertEqual(try store.codes(modelVersion: 1).count, 1, kind)
+        }
+    }
+
+    func testInterruptedJobsLoseTheirUnfinishedModelInTheSameStep() throws {
+        try forEachStore { store, kind in
+            try store.insertModel(model(1))
+            try store.setActiveModelVersion(1)
+            let image = try store.insertImage(newImage(1), code: [1], modelVersion: 1).id
+            let job = try store.createJob(kind: "lsh", configJSON: nil)
+            try store.updateJob(id: job, status: .running)
+            try store.insertModel(model(2), forJob: job, progress: 0.8, message: "encoding images")
+            try store.putCodes([(imageID: image, code: [2])], modelVersion: 2)
+            let failed = try store.failInterruptedJobs(reason: "interrupted")
+            XCTAssertEqual(failed.map(\.id), [job], kind)
+            XCTAssertEqual(failed.first?.status, .failed, kind)
+            XCTAssertNil(try store.model(version: 2), kind)
+            XCTAssertTrue(try store.codes(modelVersion: 2).isEmpty, kind)
+            XCTAssertNotNil(try store.model(version: 1), "the active model stays (\(kind))")
+        }
+    }
+
     func testThumbnailsPageByID() throws {
         try forEachStore { store, kind in
             try store.insertModel(model(1))

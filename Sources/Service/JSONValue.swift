@@ -1,0 +1,134 @@
+import Foundation
+
+/// A JSON response body, written straight to bytes with object keys sorted so output is stable for
+/// scripts and tests. `raw` splices JSON text the service validated when it stored it (image
+/// metadata, model settings), so a search hit's metadata is never parsed again on the way out.
+indirect enum JSONValue: Sendable, Equatable {
+    case string(String)
+    case integer(Int64)
+    case number(Double)
+    case bool(Bool)
+    case null
+    case array([JSONValue])
+    case object([String: JSONValue])
+    /// JSON text already known to be valid.
+    case raw(String)
+
+    static func int(_ value: Int) -> JSONValue { .integer(Int64(value)) }
+
+    /// Whether `text` parses as JSON: stored text is spliced only when it does, so a damaged row
+    /// drops one field instead of breaking the whole response.
+    static func isValid(_ text: String) -> Bool {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) != nil
+    }
+
+    /// The value's JSON text as UTF-8.
+    var bytes: [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(256)
+        write(to: &output)
+        return output
+    }
+
+    private func write(to output: inout [UInt8]) {
+        switch self {
+        case .string(let text): JSONValue.writeString(text, to: &output)
+        case .integer(let value): output.append(contentsOf: String(value).utf8)
+        case .number(let value):
+            // JSON has no NaN or infinity; training figures that overflowed are written as null.
+            if value.isFinite {
+                let integral = value.rounded() == value && abs(value) < 1e15
+                output.append(contentsOf: (integral ? String(Int64(value)) : "\(value)").utf8)
+            } else {
+                output.append(contentsOf: "null".utf8)
+            }
+        case .bool(let value): output.append(contentsOf: (value ? "true" : "false").utf8)
+        case .null: output.append(contentsOf: "null".utf8)
+        case .raw(let text): output.append(contentsOf: text.utf8)
+        case .array(let values):
+            output.append(UInt8(ascii: "["))
+            for (index, value) in values.enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                value.write(to: &output)
+            }
+            output.append(UInt8(ascii: "]"))
+        case .object(let fields):
+            output.append(UInt8(ascii: "{"))
+            for (index, key) in fields.keys.sorted().enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                JSONValue.writeString(key, to: &output)
+                output.append(UInt8(ascii: ":"))
+                fields[key]!.write(to: &output)
+            }
+            output.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// A JSON string literal: quotes, backslashes and control characters escaped, `/` and non-ASCII as they are.
+    private static func writeString(_ text: String, to output: inout [UInt8]) {
+        output.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): output.append(contentsOf: #"\""#.utf8)
+            case UInt8(ascii: "\\"): output.append(contentsOf: #"\\"#.utf8)
+            case 0x0A: output.append(contentsOf: #"\n"#.utf8)
+            case 0x0D: output.append(contentsOf: #"\r"#.utf8)
+            case 0x09: output.append(contentsOf: #"\t"#.utf8)
+            case 0..<0x20:
+                output.append(contentsOf: #"\u00"#.utf8)
+                output.append(contentsOf: String(format: "%02x", byte).utf8)
+            default: output.append(byte)
+            }
+        }
+        output.append(UInt8(ascii: "\""))
+    }
+}
+
+/// Limits on client metadata, and its canonical stored form.
+struct MetadataPolicy {
+    /// Largest accepted metadata text, in UTF-8 bytes.
+    var maxBytes: Int
+    /// Deepest accepted nesting of objects and arrays (the top-level object is depth 1).
+    var maxDepth: Int
+
+    /// The canonical text to store (keys sorted, no insignificant space), or nil for no metadata.
+    /// Size and depth are checked on the raw bytes before any parsing, so a hostile value costs
+    /// no more than one pass over at most `maxBytes` bytes.
+    func canonical(_ text: String?) throws -> String? {
+        guard let text, !text.isEmpty else { return nil }
+        let bytes = Array(text.utf8)
+        guard bytes.count <= maxBytes else {
+            throw ServiceError.payloadTooLarge("meta is \(bytes.count) bytes; it must be a JSON object of at most \(maxBytes) bytes")
+        }
+        let depth = MetadataPolicy.nestingDepth(bytes)
+        guard depth <= maxDepth else {
+            throw ServiceError.badRequest("meta nests \(depth) levels deep; at most \(maxDepth) levels of objects and arrays are allowed")
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
+            throw ServiceError.badRequest("meta must be a JSON object of at most \(maxBytes) bytes, for example {\"label\":\"shoe\"}")
+        }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The deepest nesting of `{`/`[` outside string literals.
+    static func nestingDepth(_ bytes: [UInt8]) -> Int {
+        var depth = 0, deepest = 0
+        var inString = false, escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                deepest = max(deepest, depth)
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+            default: break
+            }
+        }
+        return deepest
+    }
+}
