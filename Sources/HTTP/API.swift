@@ -33,8 +33,12 @@ extension HTTPHeaders: Equatable {
 /// A parsed request with its whole body.
 public struct HTTPRequest: Sendable {
     public var method: String
-    /// The path without the query, percent-decoded.
+    /// The path without the query, percent-decoded; for display and logs, since a decoded `%2F` looks
+    /// like a separator here. Routing uses `pathSegments`.
     public var path: String
+    /// The path split on `/` before percent-decoding, then each segment decoded, so `/a%2Fb` is the one
+    /// segment `a/b`. Empty for `/`; a trailing slash gives an empty last segment.
+    public var pathSegments: [String]
     /// Query parameters, percent-decoded; later duplicates win.
     public var query: [String: String]
     public var headers: HTTPHeaders
@@ -43,9 +47,36 @@ public struct HTTPRequest: Sendable {
     public var pathParameters: [String: String]
     /// Unique per request; also sent back as `X-Request-Id` and written in every log line.
     public var requestID: String
-    public init(method: String, path: String, query: [String: String] = [:], headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], pathParameters: [String: String] = [:], requestID: String = "") {
+    /// `pathSegments` defaults to `path` split on `/`, which is right whenever no segment contains an encoded slash.
+    public init(method: String, path: String, pathSegments: [String]? = nil, query: [String: String] = [:], headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], pathParameters: [String: String] = [:], requestID: String = "") {
         self.method = method; self.path = path; self.query = query; self.headers = headers; self.body = body
         self.pathParameters = pathParameters; self.requestID = requestID
+        self.pathSegments = pathSegments ?? HTTPRequest.segments(of: path)
+    }
+
+    /// `method` folded into the fixed set of metrics labels (see `MetricsLabel.method`).
+    public var methodLabel: String { MetricsLabel.method(method) }
+
+    /// Segments after the leading slash; a trailing slash yields an empty last segment.
+    static func segments(of path: String) -> [String] {
+        let trimmed = path.hasPrefix("/") ? path.dropFirst() : Substring(path)
+        if trimmed.isEmpty { return [] }
+        return trimmed.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+    }
+}
+
+/// Label values for metrics, drawn from fixed sets so a client cannot create unbounded time series.
+public enum MetricsLabel {
+    /// The route label of a request that matched no route (404, 405, or refused before routing).
+    public static let unmatchedRoute = "unmatched"
+    /// The method label for any method outside `knownMethods`.
+    public static let otherMethod = "other"
+    /// Methods reported as themselves.
+    public static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+    /// `method` itself when it is a known method, `other` otherwise (methods are case-sensitive).
+    public static func method(_ method: String) -> String {
+        knownMethods.contains(method) ? method : otherMethod
     }
 }
 
@@ -95,12 +126,23 @@ public struct ServerConfiguration: Sendable {
     public var maxHeaderBytes: Int = 16 * 1024
     /// Header fields allowed in one request.
     public var maxHeaderCount: Int = 100
+    /// Bytes of one request body.
     public var maxBodyBytes: Int = 32 * 1024 * 1024
+    /// Bytes of request bodies all connections together may hold at once; a connection reserves its
+    /// body's share before buffering any of it, so memory stays bounded however many clients upload.
+    public var maxBodyBytesInFlight: Int = 256 * 1024 * 1024
+    /// Seconds a request waits for its share of `maxBodyBytesInFlight` before it gets 503 with `Retry-After`.
+    public var bodyBudgetWaitSeconds: Double = 2
     /// Seconds a client may take to send a whole request once it started.
     public var readTimeout: Double = 30
+    /// Seconds the server spends writing one whole response; a client reading too slowly is dropped.
+    public var writeTimeout: Double = 60
     /// Seconds an idle keep-alive connection stays open.
     public var idleTimeout: Double = 60
+    /// Open connections in total; more get 503 and are closed.
     public var maxConnections: Int = 256
+    /// Open connections from one peer IP address; more get 503 and are closed.
+    public var maxConnectionsPerClient: Int = 64
     /// Handlers running at once.
     public var workerCount: Int = 4
     public init() {}
@@ -110,6 +152,8 @@ public struct ServerConfiguration: Sendable {
 public typealias LogHandler = @Sendable (String) -> Void
 
 /// Observes each finished request (for metrics): request, route label, status, seconds.
+/// The route label is a registered route pattern or `MetricsLabel.unmatchedRoute`; for the method use
+/// `request.methodLabel`, so every label comes from a fixed set.
 public typealias RequestObserver = @Sendable (HTTPRequest, String, Int, Double) -> Void
 
 /// One part of a multipart/form-data body.

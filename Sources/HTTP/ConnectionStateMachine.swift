@@ -7,6 +7,9 @@ struct ConnectionStateMachine {
     enum Action: Equatable {
         /// Send `HTTP/1.1 100 Continue`, then ask again.
         case sendContinue
+        /// Reserve this many bytes from the shared body budget, then call `bodyReserved`; if no reservation
+        /// can be had, answer `ParseError.serverBusy` and close instead.
+        case reserveBody(Int)
         /// Run the request through the router and send the response, then call `responseSent`.
         case serve(RequestHead, body: [UInt8])
         /// Answer with this error and close (no response has started, since only one request is in flight).
@@ -25,6 +28,9 @@ struct ConnectionStateMachine {
     private var idleSince: UInt64
     /// Whether the last request served asked to close the connection.
     private var closeAfterResponse = false
+    /// The request being received asked for `100 Continue` and has not had it yet; it is sent only once the
+    /// body is reserved, so a refused client never uploads.
+    private var continuePending = false
 
     init(limits: ParserLimits, readTimeout: Double, idleTimeout: Double, now: UInt64) {
         parser = RequestParser(limits: limits)
@@ -44,6 +50,11 @@ struct ConnectionStateMachine {
         parser.feed(bytes)
     }
 
+    /// The reservation asked for by `.reserveBody` was granted: the parser may take that many more body bytes.
+    mutating func bodyReserved(_ bytes: Int) {
+        parser.allowBody(bytes)
+    }
+
     /// The client closed its side (or the read failed).
     mutating func endOfStream() -> Action {
         if parser.hasPartialRequest {
@@ -59,11 +70,19 @@ struct ConnectionStateMachine {
             if let event = try parser.next() {
                 switch event {
                 case .head(let head):
-                    if head.expectsContinue { return .sendContinue }
+                    continuePending = head.expectsContinue
                     return nextAction(now: now, stopping: stopping)
+                case .needsBodyAllowance(let bytes):
+                    return .reserveBody(bytes)
                 case .request(let head, let body):
+                    continuePending = false
                     return .serve(head, body: body)
                 }
+            }
+            // The parser now waits for body bytes the client holds back until invited.
+            if continuePending {
+                continuePending = false
+                return .sendContinue
             }
         } catch let error as ParseError {
             return .fail(error)

@@ -8,6 +8,16 @@ struct ParserLimits: Sendable, Equatable {
     var maxBodyBytes: Int = 32 * 1024 * 1024
     /// Header fields in one request (trailer fields are counted separately against the same bound).
     var maxHeaderCount: Int = 100
+    /// The smallest allowance a chunked body asks for at a time, so tiny chunks do not each wait on the budget.
+    var bodyAllowanceStep: Int = 1024 * 1024
+}
+
+extension ParserLimits {
+    /// The limits a server enforces: the one place configuration becomes parser limits.
+    init(_ configuration: ServerConfiguration) {
+        self.init(maxHeaderBytes: configuration.maxHeaderBytes, maxBodyBytes: configuration.maxBodyBytes,
+                  maxHeaderCount: configuration.maxHeaderCount)
+    }
 }
 
 /// Why a request could not be parsed; each case knows the status the client gets.
@@ -22,11 +32,15 @@ struct ParseError: Error, Equatable, HTTPResponseError {
     static let headersTooLarge = ParseError(status: 431, code: "headers_too_large", message: "request header section exceeds the server limit")
     static let tooManyHeaders = ParseError(status: 431, code: "headers_too_large", message: "request has more header fields than the server allows")
     static let bodyTooLarge = ParseError(status: 413, code: "payload_too_large", message: "request body exceeds the server limit")
-    static let lengthRequired = ParseError(status: 411, code: "length_required", message: "a request with a body needs Content-Length or chunked Transfer-Encoding")
+    /// The shared budget for request bodies had no room within the wait; the client may retry shortly.
+    static let serverBusy = ParseError(status: 503, code: "server_busy", message: "the server is receiving too many request bodies; retry shortly")
     static let versionNotSupported = ParseError(status: 505, code: "http_version_not_supported", message: "only HTTP/1.0 and HTTP/1.1 are supported")
     static func notImplemented(_ message: String) -> ParseError {
         ParseError(status: 501, code: "not_implemented", message: message)
     }
+
+    /// A 503 tells the client when to come back.
+    var headers: [(String, String)] { status == 503 ? [("Retry-After", "1")] : [] }
 }
 
 /// How the body of a request is delimited on the wire.
@@ -42,6 +56,8 @@ struct RequestHead: Equatable {
     /// The raw request target as sent, still percent-encoded.
     var target: String
     var path: String
+    /// The path split on `/` first, then each segment percent-decoded.
+    var pathSegments: [String]
     var query: [String: String]
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     var minorVersion: Int
@@ -58,10 +74,15 @@ enum ParserEvent: Equatable {
     case head(RequestHead)
     /// The whole request, body included.
     case request(RequestHead, body: [UInt8])
+    /// The body continues, but the parser may not hold more than it was allowed: call `allowBody` with at
+    /// least this many more bytes before asking again. Asked before the first body byte is taken, so a
+    /// server can reserve memory (and refuse) before inviting the body with `100 Continue`.
+    case needsBodyAllowance(Int)
 }
 
 /// An incremental HTTP/1.x request parser: fed bytes in any split, it yields heads and requests.
 /// It knows nothing of sockets; pipelined requests stay buffered until `next()` is called again.
+/// Body bytes are only taken up to an allowance granted by the caller (see `ParserEvent.needsBodyAllowance`).
 struct RequestParser {
     private enum State {
         case head
@@ -80,6 +101,8 @@ struct RequestParser {
     private var scanFrom = 0
     private var state: State = .head
     private var body: [UInt8] = []
+    /// Body bytes the parser may still take for the current request.
+    private var allowance = 0
     private var failed: ParseError?
 
     init(limits: ParserLimits) { self.limits = limits }
@@ -89,6 +112,9 @@ struct RequestParser {
         if case .head = state { return start < buffer.count }
         return true
     }
+
+    /// Lets the parser take `bytes` more body bytes of the current request.
+    mutating func allowBody(_ bytes: Int) { allowance += max(0, bytes) }
 
     /// Appends received bytes.
     mutating func feed<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
@@ -126,13 +152,18 @@ struct RequestParser {
                     state = .chunkSize(head)
                 }
                 body = []
+                allowance = 0
                 return .head(head)
 
             case .fixedBody(let head, let remaining):
+                // The whole declared length at once: it is known, and refusing early spares the upload.
+                if allowance < remaining { return .needsBodyAllowance(remaining - allowance) }
+                if body.isEmpty { body.reserveCapacity(remaining) }
                 let available = min(remaining, buffer.count - start)
                 if available == 0 { return nil }
                 body.append(contentsOf: buffer[start..<(start + available)])
                 start += available
+                allowance -= available
                 if remaining == available { return finish(head) }
                 state = .fixedBody(head, remaining: remaining - available)
                 return nil
@@ -148,10 +179,17 @@ struct RequestParser {
                 }
 
             case .chunkData(let head, let remaining):
+                if allowance < remaining {
+                    // The size of the chunk or one step, whichever is larger, but never past the body limit
+                    // (which the chunk itself was already checked against).
+                    let room = limits.maxBodyBytes - body.count - allowance
+                    return .needsBodyAllowance(min(max(remaining - allowance, limits.bodyAllowanceStep), room))
+                }
                 let available = min(remaining, buffer.count - start)
                 if available == 0 { return nil }
                 body.append(contentsOf: buffer[start..<(start + available)])
                 start += available
+                allowance -= available
                 state = remaining == available ? .chunkDataEnd(head) : .chunkData(head, remaining: remaining - available)
 
             case .chunkDataEnd(let head):
@@ -177,6 +215,7 @@ struct RequestParser {
     private mutating func finish(_ head: RequestHead) -> ParserEvent {
         let complete = body
         body = []
+        allowance = 0
         state = .head
         scanFrom = start
         return .request(head, body: complete)
@@ -366,9 +405,8 @@ struct RequestParser {
             guard significant.count <= 15, let length = Int(first) else { throw ParseError.bodyTooLarge }
             if length > limits.maxBodyBytes { throw ParseError.bodyTooLarge }
             framing = .length(length)
-        } else if method == "POST" || method == "PUT" {
-            throw ParseError.lengthRequired
         }
+        // RFC 9112 §6.3: with neither Content-Length nor Transfer-Encoding the body is empty, whatever the method.
 
         let keepAlive: Bool
         if connectionTokens.contains("close") {
@@ -376,20 +414,31 @@ struct RequestParser {
         } else {
             keepAlive = minorVersion == 1 || connectionTokens.contains("keep-alive")
         }
-        let (path, query) = try splitTarget(target)
-        return RequestHead(method: method, target: target, path: path, query: query, minorVersion: minorVersion,
+        let (path, pathSegments, query) = try splitTarget(target)
+        return RequestHead(method: method, target: target, path: path, pathSegments: pathSegments, query: query, minorVersion: minorVersion,
                            headers: headers, framing: framing, keepAlive: keepAlive,
                            expectsContinue: minorVersion == 1 && expect == "100-continue")
     }
 }
 
-/// Splits an origin-form target into its decoded path and query parameters.
-func splitTarget(_ target: String) throws -> (String, [String: String]) {
+/// Splits an origin-form target into its decoded path, its decoded segments and query parameters.
+/// Segments are split before decoding, so an encoded `/` (`%2F`) stays inside its segment.
+func splitTarget(_ target: String) throws -> (path: String, segments: [String], query: [String: String]) {
     let bytes = Array(target.utf8)
     let questionMark = bytes.firstIndex(of: UInt8(ascii: "?"))
     let rawPath = bytes[..<(questionMark ?? bytes.count)]
     guard let path = percentDecode(rawPath, plusAsSpace: false) else {
         throw ParseError.badRequest("request path has an invalid percent-encoding or is not UTF-8")
+    }
+    var segments: [String] = []
+    let afterSlash = rawPath.dropFirst()
+    if !afterSlash.isEmpty {
+        for rawSegment in afterSlash.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            guard let segment = percentDecode(rawSegment, plusAsSpace: false) else {
+                throw ParseError.badRequest("request path has an invalid percent-encoding or is not UTF-8")
+            }
+            segments.append(segment)
+        }
     }
     var query: [String: String] = [:]
     if let questionMark {
@@ -403,7 +452,7 @@ func splitTarget(_ target: String) throws -> (String, [String: String]) {
             query[name] = value
         }
     }
-    return (path, query)
+    return (path, segments, query)
 }
 
 /// Decodes `%XX` escapes (and `+` when asked); nil for a broken escape, invalid UTF-8 or a decoded NUL.

@@ -81,14 +81,26 @@ enum ResponseEncoding {
 
 /// Request ids: the client's when it is safe to echo and log, a fresh random one otherwise.
 enum RequestID {
+    /// Longest client-supplied id kept; a UUID (36) or a W3C trace id (32) fits.
+    static let maxClientLength = 64
+
+    /// The client's `X-Request-Id` if it is 1 to 64 characters of `A-Z a-z 0-9 - _ . :`, otherwise 32 random hex digits.
     static func make(clientValue: String?) -> String {
-        if let value = clientValue, (1...128).contains(value.utf8.count), value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
-            return value
-        }
+        if let value = clientValue, isAcceptable(value) { return value }
         var generator = SystemRandomNumberGenerator()
         let high = generator.next() as UInt64
         let low = generator.next() as UInt64
         return hex(high) + hex(low)
+    }
+
+    /// Letters, digits and `-_.:` only: nothing a log line or a response header could misread.
+    static func isAcceptable(_ value: String) -> Bool {
+        (1...maxClientLength).contains(value.utf8.count) && value.utf8.allSatisfy { byte in
+            switch byte {
+            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
+            default: return byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":")
+            }
+        }
     }
 
     private static func hex(_ value: UInt64) -> String {
@@ -109,4 +121,26 @@ func loggablePath(_ path: String) -> String {
         }
     }
     return result.isEmpty ? "-" : result
+}
+
+/// A value for a `key=value` log line that stays one field whatever it holds: bare when it is printable
+/// ASCII without space, `"`, `\` or `=`, otherwise quoted with `"` and `\` escaped and every other byte
+/// outside printable ASCII written as `\xNN`, so a client cannot add fields, lines or quotes.
+func logValue(_ value: String) -> String {
+    let bare = !value.isEmpty && value.utf8.allSatisfy { byte in
+        byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") && byte != UInt8(ascii: "=")
+    }
+    if bare { return value }
+    var result = "\""
+    for byte in value.utf8 {
+        switch byte {
+        case UInt8(ascii: "\""): result += "\\\""
+        case UInt8(ascii: "\\"): result += "\\\\"
+        case 0x20..<0x7F: result.unicodeScalars.append(Unicode.Scalar(byte))
+        default:
+            let text = String(byte, radix: 16, uppercase: true)
+            result += "\\x" + (text.count == 1 ? "0" : "") + text
+        }
+    }
+    return result + "\""
 }

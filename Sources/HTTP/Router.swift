@@ -18,68 +18,59 @@ struct RoutingError: HTTPResponseError {
 }
 
 /// Routes `METHOD /path/{param}` patterns to handlers; unknown paths 404, known paths with other methods 405.
+/// Routes are added at start-up; `freeze()` (which `HTTPServer` calls) then fixes the table so that every
+/// request is resolved without taking a lock.
 public final class Router: @unchecked Sendable {
-    /// One segment of a route pattern.
-    private enum Segment {
-        case literal(String)
-        case parameter(String)
-    }
-
-    private struct Route {
-        var method: String
-        var pattern: String
-        var segments: [Segment]
-        var handler: HTTPHandler
-    }
-
-    /// Routes are added at start-up and read by every worker afterwards.
-    private var routes: [Route] = []
+    /// Guards `pending` and `frozen` while routes are being added; resolution never takes it once frozen.
     private let lock = NSLock()
+    private var pending: [Route] = []
+    private var frozen: RouteTable?
 
     public init() {}
 
     /// Registers `handler` for `method` on `pattern`, where `{name}` captures one path segment.
+    /// Adding a route after `freeze()` is a programming error and stops the process.
     public func add(_ method: String, _ pattern: String, _ handler: @escaping HTTPHandler) {
-        let segments = Router.split(pattern).map { part -> Segment in
+        let segments = HTTPRequest.segments(of: pattern).map { part -> RouteSegment in
             if part.hasPrefix("{") && part.hasSuffix("}") && part.count > 2 {
                 return .parameter(String(part.dropFirst().dropLast()))
             }
-            return .literal(String(part))
+            return .literal(part)
         }
         lock.lock()
-        routes.append(Route(method: method.uppercased(), pattern: pattern, segments: segments, handler: handler))
-        lock.unlock()
+        defer { lock.unlock() }
+        precondition(frozen == nil, "route \(method) \(pattern) added after the router was frozen")
+        pending.append(Route(method: method.uppercased(), pattern: pattern, segments: segments, handler: handler))
     }
 
-    /// Dispatches a request (filling `pathParameters`); errors become JSON error responses.
+    /// Ends registration and returns the immutable table requests are resolved against; later calls
+    /// return the same table.
+    @discardableResult
+    public func freeze() -> RouteTable {
+        lock.lock()
+        defer { lock.unlock() }
+        if let frozen { return frozen }
+        let table = RouteTable(routes: pending)
+        frozen = table
+        pending = []
+        return table
+    }
+
+    /// Dispatches a request (filling `pathParameters`); errors become JSON error responses. Freezes the router.
     public func respond(to request: HTTPRequest) -> HTTPResponse {
-        respondReportingFailure(to: request).response
+        freeze().route(request).response
     }
 
-    /// The route pattern that matched, for metrics labels ("unmatched" otherwise).
+    /// The route pattern that would handle `request`, or `unmatched`. Freezes the router. The server does
+    /// not call this: it takes the label from `RouteTable.route`, which resolves each request once.
     public func routeLabel(for request: HTTPRequest) -> String {
-        if case .matched(let route, _) = resolve(request) { return route.pattern }
-        return "unmatched"
+        freeze().route(request, runHandler: false).routeLabel
     }
 
     /// Like `respond(to:)`, but also hands back an unexpected error so the server can log it.
     func respondReportingFailure(to request: HTTPRequest) -> (response: HTTPResponse, unexpected: Error?) {
-        switch resolve(request) {
-        case .notFound:
-            return (Router.response(for: RoutingError.notFound(request.path)), nil)
-        case .methodNotAllowed(let allowed):
-            return (Router.response(for: RoutingError.methodNotAllowed(request.method, allowed: allowed)), nil)
-        case .matched(let route, let parameters):
-            var routed = request
-            routed.pathParameters = parameters
-            do {
-                return (try route.handler(routed), nil)
-            } catch let error as HTTPResponseError {
-                return (Router.response(for: error), nil)
-            } catch {
-                return (HTTPResponse.error(500, code: "internal_error", message: "the server failed to handle the request"), error)
-            }
-        }
+        let routed = freeze().route(request)
+        return (routed.response, routed.unexpected)
     }
 
     /// The JSON error response an `HTTPResponseError` asks for.
@@ -87,6 +78,59 @@ public final class Router: @unchecked Sendable {
         var response = HTTPResponse.error(error.status, code: error.code, message: error.message)
         for (name, value) in error.headers { response.headers.set(name, value) }
         return response
+    }
+}
+
+/// One segment of a route pattern.
+private enum RouteSegment {
+    case literal(String)
+    case parameter(String)
+}
+
+private struct Route {
+    var method: String
+    var pattern: String
+    var segments: [RouteSegment]
+    var handler: HTTPHandler
+}
+
+/// What routing one request produced: the response, the label for metrics, and an error to log.
+public struct RoutedResponse: Sendable {
+    public var response: HTTPResponse
+    /// The matched route pattern, or `MetricsLabel.unmatchedRoute`: always from the fixed set of patterns.
+    public var routeLabel: String
+    /// An error the handler threw that was not an `HTTPResponseError`; the client got a generic 500.
+    public var unexpected: Error?
+}
+
+/// A frozen set of routes: immutable, so any number of threads resolve against it without locking.
+public final class RouteTable: Sendable {
+    private let routes: [Route]
+
+    fileprivate init(routes: [Route]) { self.routes = routes }
+
+    /// Resolves `request` once and, unless `runHandler` is false, runs the matched handler.
+    public func route(_ request: HTTPRequest, runHandler: Bool = true) -> RoutedResponse {
+        switch resolve(request) {
+        case .notFound:
+            return RoutedResponse(response: Router.response(for: RoutingError.notFound(request.path)),
+                                  routeLabel: MetricsLabel.unmatchedRoute)
+        case .methodNotAllowed(let allowed):
+            return RoutedResponse(response: Router.response(for: RoutingError.methodNotAllowed(request.method, allowed: allowed)),
+                                  routeLabel: MetricsLabel.unmatchedRoute)
+        case .matched(let route, let parameters):
+            guard runHandler else { return RoutedResponse(response: HTTPResponse(status: 200), routeLabel: route.pattern) }
+            var routed = request
+            routed.pathParameters = parameters
+            do {
+                return RoutedResponse(response: try route.handler(routed), routeLabel: route.pattern)
+            } catch let error as HTTPResponseError {
+                return RoutedResponse(response: Router.response(for: error), routeLabel: route.pattern)
+            } catch {
+                return RoutedResponse(response: HTTPResponse.error(500, code: "internal_error", message: "the server failed to handle the request"),
+                                      routeLabel: route.pattern, unexpected: error)
+            }
+        }
     }
 
     private enum Resolution {
@@ -96,19 +140,16 @@ public final class Router: @unchecked Sendable {
     }
 
     private func resolve(_ request: HTTPRequest) -> Resolution {
-        lock.lock()
-        let snapshot = routes
-        lock.unlock()
-        let parts = Router.split(request.path)
+        let parts = request.pathSegments
         var best: (route: Route, parameters: [String: String])?
         var allowed: [String] = []
-        for route in snapshot {
-            guard let parameters = Router.match(route.segments, parts) else { continue }
+        for route in routes {
+            guard let parameters = RouteTable.match(route.segments, parts) else { continue }
             if route.method != request.method {
                 if !allowed.contains(route.method) { allowed.append(route.method) }
                 continue
             }
-            if let current = best, !Router.isMoreSpecific(route.segments, than: current.route.segments) { continue }
+            if let current = best, !RouteTable.isMoreSpecific(route.segments, than: current.route.segments) { continue }
             best = (route, parameters)
         }
         if let best { return .matched(best.route, best.parameters) }
@@ -118,7 +159,7 @@ public final class Router: @unchecked Sendable {
 
     /// A literal segment beats a parameter at the first position where two patterns differ,
     /// so `/v1/images/search` wins over `/v1/images/{id}` whatever the registration order.
-    private static func isMoreSpecific(_ candidate: [Segment], than current: [Segment]) -> Bool {
+    private static func isMoreSpecific(_ candidate: [RouteSegment], than current: [RouteSegment]) -> Bool {
         for (left, right) in zip(candidate, current) {
             switch (left, right) {
             case (.literal, .parameter): return true
@@ -129,7 +170,8 @@ public final class Router: @unchecked Sendable {
         return false
     }
 
-    private static func match(_ segments: [Segment], _ parts: [Substring]) -> [String: String]? {
+    /// Matches decoded segments, so a parameter may hold a `/` that arrived encoded as `%2F`.
+    private static func match(_ segments: [RouteSegment], _ parts: [String]) -> [String: String]? {
         guard segments.count == parts.count else { return nil }
         var parameters: [String: String] = [:]
         for (segment, part) in zip(segments, parts) {
@@ -138,15 +180,9 @@ public final class Router: @unchecked Sendable {
                 if text != part { return nil }
             case .parameter(let name):
                 if part.isEmpty { return nil }
-                parameters[name] = String(part)
+                parameters[name] = part
             }
         }
         return parameters
-    }
-
-    /// Path segments after the leading slash; a trailing slash yields an empty last segment.
-    private static func split(_ path: String) -> [Substring] {
-        let trimmed = path.hasPrefix("/") ? path.dropFirst() : Substring(path)
-        return trimmed.split(separator: "/", omittingEmptySubsequences: false)
     }
 }

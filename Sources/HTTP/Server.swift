@@ -10,7 +10,10 @@ public final class HTTPServer: @unchecked Sendable {
     private enum Phase { case created, running, stopping, stopped }
 
     let configuration: ServerConfiguration
-    let router: Router
+    /// The router's frozen table: every request is resolved against it once, without a lock.
+    let routes: RouteTable
+    /// Request bodies held by all connections together.
+    let bodyBudget: BodyBudget
     let log: LogHandler
     let observer: RequestObserver?
 
@@ -20,15 +23,19 @@ public final class HTTPServer: @unchecked Sendable {
     private var boundPort = 0
     /// Open connections by descriptor, so shutdown can close what outlives its deadline.
     private var connections: Set<Int32> = []
+    /// Open connections per peer IP address, for `maxConnectionsPerClient`.
+    private var connectionsPerClient: [String: Int] = [:]
     private var pool: WorkerPool?
     private let acceptFinished = DispatchSemaphore(value: 0)
 
     /// How long a blocking wait lasts before a connection rechecks timeouts and shutdown.
     static let pollSliceMilliseconds: Int32 = 50
 
+    /// Freezes `router`: add every route before creating the server.
     public init(configuration: ServerConfiguration, router: Router, log: @escaping LogHandler = { _ in }, observer: RequestObserver? = nil) {
         self.configuration = configuration
-        self.router = router
+        routes = router.freeze()
+        bodyBudget = BodyBudget(capacity: configuration.maxBodyBytesInFlight)
         self.log = log
         self.observer = observer
     }
@@ -59,6 +66,16 @@ public final class HTTPServer: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return boundPort
+    }
+
+    /// Bytes of request bodies reserved by connections right now (for metrics); 0 when no upload is in progress.
+    public var bodyBytesInFlight: Int { bodyBudget.used }
+
+    /// Connections open right now (for metrics).
+    public var openConnections: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return connections.count
     }
 
     /// Stops accepting, lets in-flight requests finish (up to `timeout` seconds), closes connections.
@@ -98,7 +115,7 @@ public final class HTTPServer: @unchecked Sendable {
     private func acceptLoop() {
         while !isStopping {
             guard Socket.waitReadable(listenDescriptor, milliseconds: HTTPServer.pollSliceMilliseconds) else { continue }
-            let descriptor = accept(listenDescriptor, nil, nil)
+            let (descriptor, peer) = Socket.accept(listenDescriptor)
             if descriptor < 0 {
                 if errno == EMFILE || errno == ENFILE {
                     log("error=accept_failed message=\"\(SocketError(operation: "accept", errnoCode: errno))\"")
@@ -108,14 +125,25 @@ public final class HTTPServer: @unchecked Sendable {
             }
             // Accepted sockets must block: the connection thread waits with poll and bounded sends.
             _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
-            Socket.configureConnection(descriptor, sendTimeout: max(configuration.readTimeout, 1))
+            Socket.configureConnection(descriptor)
 
             lock.lock()
-            let admitted = connections.count < configuration.maxConnections
-            if admitted { connections.insert(descriptor) }
+            let fromClient = connectionsPerClient[peer, default: 0]
+            let refusal: HTTPResponse?
+            if connections.count >= configuration.maxConnections {
+                refusal = HTTPResponse.error(503, code: "too_many_connections", message: "the server has too many open connections; retry later")
+            } else if fromClient >= configuration.maxConnectionsPerClient {
+                refusal = HTTPResponse.error(503, code: "too_many_connections",
+                                             message: "this client has too many open connections; close some or retry later")
+            } else {
+                refusal = nil
+                connections.insert(descriptor)
+                connectionsPerClient[peer] = fromClient + 1
+            }
             lock.unlock()
-            guard admitted else {
-                rejectOverCapacity(descriptor)
+            if var refusal {
+                refusal.headers.set("Retry-After", "1")
+                reject(descriptor, with: refusal)
                 continue
             }
             let connection = Connection(descriptor: descriptor, server: self, pool: pool!)
@@ -123,6 +151,8 @@ public final class HTTPServer: @unchecked Sendable {
                 connection.run()
                 lock.lock()
                 connections.remove(descriptor)
+                let remaining = (connectionsPerClient[peer] ?? 1) - 1
+                connectionsPerClient[peer] = remaining > 0 ? remaining : nil
                 lock.broadcast()
                 lock.unlock()
                 close(descriptor)
@@ -134,30 +164,30 @@ public final class HTTPServer: @unchecked Sendable {
         close(listenDescriptor)
     }
 
-    /// Answers 503 to a connection over `maxConnections`, off the accept thread so accepting never waits.
-    private func rejectOverCapacity(_ descriptor: Int32) {
+    /// Answers a connection over a connection limit, off the accept thread so accepting never waits.
+    private func reject(_ descriptor: Int32, with response: HTTPResponse) {
         let requestID = RequestID.make(clientValue: nil)
-        let response = HTTPResponse.error(503, code: "too_many_connections", message: "the server has too many open connections; retry later")
-        logRequest(requestID: requestID, method: "-", path: "-", status: 503, seconds: 0, bytes: response.body.count)
+        logRequest(requestID: requestID, method: "-", path: "-", status: response.status, seconds: 0, bytes: response.body.count)
         let bytes = ResponseEncoding.encode(response, requestID: requestID, keepAlive: false)
+        let deadline = Socket.deadline(after: min(configuration.writeTimeout, 1))
         DispatchQueue.global().async {
-            Socket.sendAll(descriptor, bytes)
+            Socket.sendAll(descriptor, bytes, deadline: deadline)
             Socket.drainBeforeClose(descriptor, milliseconds: 200)
             close(descriptor)
         }
     }
 
-    /// The one log line every request gets.
+    /// The one log line every request gets. Values from the client go through `logValue`, so they cannot
+    /// add fields or lines.
     func logRequest(requestID: String, method: String, path: String, status: Int, seconds: Double, bytes: Int) {
         let milliseconds = String(format: "%.1f", seconds * 1000)
-        log("request_id=\(requestID) method=\(method) path=\(loggablePath(path)) status=\(status) duration_ms=\(milliseconds) bytes=\(bytes)")
+        log("request_id=\(logValue(requestID)) method=\(logValue(method)) path=\(logValue(loggablePath(path))) status=\(status) duration_ms=\(milliseconds) bytes=\(bytes)")
     }
 
-    /// One line for an error, with the message quoted so it stays one field.
+    /// One line for an error, with the message always quoted so it stays one field.
     func logError(requestID: String, kind: String, message: String) {
-        let escaped = message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
-        log("request_id=\(requestID) error=\(kind) message=\"\(escaped)\"")
+        let quoted = logValue(message)
+        log("request_id=\(logValue(requestID)) error=\(logValue(kind)) message=\(quoted.hasPrefix("\"") ? quoted : "\"\(quoted)\"")")
     }
 }
 

@@ -18,10 +18,11 @@ public struct SocketError: Error, CustomStringConvertible {
 #if canImport(Glibc)
 private let streamType = Int32(SOCK_STREAM.rawValue)
 /// Writes to a peer that has gone must return EPIPE instead of raising SIGPIPE.
-private let sendFlags = Int32(MSG_NOSIGNAL)
+/// Sends never block (the deadline is kept with poll) and a peer that has gone gives EPIPE, not SIGPIPE.
+private let sendFlags = Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)
 #else
 private let streamType = SOCK_STREAM
-private let sendFlags: Int32 = 0
+private let sendFlags = Int32(MSG_DONTWAIT)
 #endif
 
 /// Thin wrappers over the BSD socket calls the server needs.
@@ -72,18 +73,49 @@ enum Socket {
         }
     }
 
-    /// Prepares an accepted connection: no SIGPIPE, no Nagle delay, a bound on blocking sends.
-    static func configureConnection(_ fd: Int32, sendTimeout: Double) {
+    /// Prepares an accepted connection: no SIGPIPE, no Nagle delay. Sends are bounded by `sendAll`'s deadline.
+    static func configureConnection(_ fd: Int32) {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         #if canImport(Darwin)
         setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
         #endif
-        let seconds = max(sendTimeout, 0.001)
-        var timeout = timeval()
-        timeout.tv_sec = .init(seconds)
-        timeout.tv_usec = .init(seconds.truncatingRemainder(dividingBy: 1) * 1_000_000)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Accepts a connection and names its peer's IP address (empty if the system does not say); -1 on failure.
+    static func accept(_ listenDescriptor: Int32) -> (descriptor: Int32, peer: String) {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let descriptor = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { systemAccept(listenDescriptor, $0, &length) }
+        }
+        guard descriptor >= 0 else { return (descriptor, "") }
+        return (descriptor, peerAddress(storage))
+    }
+
+    /// The numeric IP address in `storage` (an IPv4-mapped IPv6 address is reported as the IPv4 address).
+    private static func peerAddress(_ storage: sockaddr_storage) -> String {
+        var storage = storage
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        let family = Int32(storage.ss_family)
+        let written: UnsafePointer<CChar>? = withUnsafePointer(to: &storage) { pointer in
+            if family == AF_INET {
+                return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
+                    var raw = address.pointee.sin_addr
+                    return inet_ntop(AF_INET, &raw, &text, socklen_t(text.count))
+                }
+            }
+            if family == AF_INET6 {
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
+                    var raw = address.pointee.sin6_addr
+                    return inet_ntop(AF_INET6, &raw, &text, socklen_t(text.count))
+                }
+            }
+            return nil
+        }
+        guard written != nil else { return "" }
+        let address = String(cString: text)
+        return address.hasPrefix("::ffff:") && address.contains(".") ? String(address.dropFirst(7)) : address
     }
 
     /// Waits until `fd` is readable or `milliseconds` pass; true when readable (or in error, so the read reports it).
@@ -102,19 +134,41 @@ enum Socket {
         }
     }
 
-    /// Writes all of `bytes`; false when the peer is gone or the send timed out.
+    /// Writes all of `bytes` by the monotonic `deadline` (nanoseconds); false when the peer is gone or the
+    /// deadline passed. The deadline covers the whole write, so a client reading a byte at a time cannot
+    /// stretch it: each wait is for the time that remains, not a fresh timeout per send.
     @discardableResult
-    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8], deadline: UInt64) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let written = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, sendFlags) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                return false
+            if written >= 0 {
+                offset += written
+                continue
             }
-            offset += written
+            let code = errno
+            if code == EINTR { continue }
+            guard code == EAGAIN || code == EWOULDBLOCK else { return false }
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < deadline else { return false }
+            let remaining = min((deadline - now) / 1_000_000 + 1, UInt64(Int32.max))
+            var descriptor = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            // A timeout here ends the loop at the deadline check; an error or hang-up makes the next send fail.
+            if poll(&descriptor, 1, Int32(remaining)) < 0 && errno != EINTR { return false }
         }
         return true
+    }
+
+    /// Makes the coming close reset the connection: a response the client would not take is dropped at once,
+    /// instead of the kernel holding it (and retrying) for a peer that does not read.
+    static func discardUnsentOnClose(_ fd: Int32) {
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+    }
+
+    /// A deadline `seconds` from now, in the monotonic nanoseconds `sendAll` takes.
+    static func deadline(after seconds: Double) -> UInt64 {
+        DispatchTime.now().uptimeNanoseconds + UInt64(max(0, min(seconds, 1e9)) * 1e9)
     }
 
     /// Prepares a close after a final response: stop writing, then read and discard what the client is
@@ -135,6 +189,15 @@ enum Socket {
             discarded += count
         }
     }
+}
+
+/// `accept` is shadowed inside `Socket` by the static method of the same name.
+private func systemAccept(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>, _ length: UnsafeMutablePointer<socklen_t>) -> Int32 {
+    #if canImport(Glibc)
+    return Glibc.accept(fd, address, length)
+    #else
+    return Darwin.accept(fd, address, length)
+    #endif
 }
 
 /// `listen` is shadowed inside `Socket` by the static method of the same name.

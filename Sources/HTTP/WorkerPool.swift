@@ -3,7 +3,9 @@ import Foundation
 /// A fixed set of threads running submitted work in FIFO order, so at most `count` handlers run at once.
 final class WorkerPool: @unchecked Sendable {
     private let condition = NSCondition()
-    private var queue: [() -> Void] = []
+    /// Taken slots are cleared at once: a finished closure must not keep what it captured (such as a
+    /// request body) alive until the queue is next compacted.
+    private var queue: [(() -> Void)?] = []
     private var queueHead = 0
     private var stopping = false
     private let finished = DispatchGroup()
@@ -49,13 +51,14 @@ final class WorkerPool: @unchecked Sendable {
                 return
             }
             let work = queue[queueHead]
+            queue[queueHead] = nil
             queueHead += 1
             if queueHead > 64 && queueHead * 2 > queue.count {
                 queue.removeFirst(queueHead)
                 queueHead = 0
             }
             condition.unlock()
-            work()
+            work?()
         }
     }
 }

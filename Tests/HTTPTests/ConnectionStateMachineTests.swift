@@ -37,6 +37,8 @@ final class ConnectionStateMachineTests: XCTestCase {
     func testExpectContinueThenServeThenKeepAlive() {
         var machine = makeMachine()
         machine.received(bytes("PUT /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"), at: start)
+        XCTAssertEqual(machine.nextAction(now: start, stopping: false), .reserveBody(2), "the body is reserved before the client is invited")
+        machine.bodyReserved(2)
         XCTAssertEqual(machine.nextAction(now: start, stopping: false), .sendContinue)
         XCTAssertEqual(machine.nextAction(now: start, stopping: false), .read(until: start + 2 * second))
         machine.received(bytes("ok"), at: start + second)
@@ -82,6 +84,8 @@ final class ConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(idle.nextAction(now: start, stopping: true), .close)
         var receiving = makeMachine()
         receiving.received(bytes("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab"), at: start)
+        XCTAssertEqual(receiving.nextAction(now: start, stopping: true), .reserveBody(4))
+        receiving.bodyReserved(4)
         XCTAssertEqual(receiving.nextAction(now: start, stopping: true), .read(until: start + 2 * second))
         receiving.received(bytes("cd"), at: start)
         guard case .serve = receiving.nextAction(now: start, stopping: true) else { return XCTFail("the request must still be served") }
@@ -93,7 +97,44 @@ final class ConnectionStateMachineTests: XCTestCase {
         var partial = makeMachine()
         partial.received(bytes("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab"), at: start)
         _ = partial.nextAction(now: start, stopping: false)
+        partial.bodyReserved(4)
+        _ = partial.nextAction(now: start, stopping: false)
         guard case .fail(let error) = partial.endOfStream() else { return XCTFail("expected a failure") }
         XCTAssertEqual(error.status, 400)
     }
+
+    func testNoBodyByteIsTakenBeforeTheReservationEvenWhenAlreadyReceived() {
+        var machine = makeMachine()
+        machine.received(bytes("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"), at: start)
+        XCTAssertEqual(machine.nextAction(now: start, stopping: false), .reserveBody(3))
+        XCTAssertEqual(machine.nextAction(now: start + second, stopping: false), .reserveBody(3),
+                       "without a reservation the request is neither served nor read further")
+        machine.bodyReserved(3)
+        guard case .serve(_, let body) = machine.nextAction(now: start + second, stopping: false) else { return XCTFail("expected the request") }
+        XCTAssertEqual(body, bytes("abc"))
+    }
+
+    func testChunkedBodyIsInvitedThenReservedChunkByChunk() {
+        var machine = makeMachine()
+        machine.received(bytes("PUT /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"), at: start)
+        // Nothing is known of the size until a chunk arrives, so the invitation comes first.
+        XCTAssertEqual(machine.nextAction(now: start, stopping: false), .sendContinue)
+        XCTAssertEqual(machine.nextAction(now: start, stopping: false), .read(until: start + 2 * second))
+        machine.received(bytes("5\r\nhello\r\n"), at: start)
+        XCTAssertEqual(machine.nextAction(now: start, stopping: false), .reserveBody(16), "a step, capped at the 16-byte body limit")
+        machine.bodyReserved(16)
+        machine.received(bytes("6\r\n world\r\n0\r\n\r\n"), at: start)
+        guard case .serve(_, let body) = machine.nextAction(now: start, stopping: false) else { return XCTFail("expected the request") }
+        XCTAssertEqual(body, bytes("hello world"))
+    }
+
+    func testRequestWithoutFramingIsServedWithAnEmptyBody() {
+        var machine = makeMachine()
+        machine.received(bytes("POST /x HTTP/1.1\r\nHost: x\r\n\r\n"), at: start)
+        XCTAssertEqual(machine.nextAction(now: start, stopping: false).isServe, true)
+    }
+}
+
+private extension ConnectionStateMachine.Action {
+    var isServe: Bool { if case .serve = self { return true } else { return false } }
 }

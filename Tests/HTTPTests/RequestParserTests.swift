@@ -11,6 +11,15 @@ private struct Outcome: Equatable {
     }
 }
 
+/// Takes every event the parser has ready, granting each body allowance it asks for as a server with
+/// room in its budget would; the requests are recorded as events too.
+private func collect(_ parser: inout RequestParser, into outcome: inout Outcome) throws {
+    while let event = try parser.next() {
+        outcome.events.append(event)
+        if case .needsBodyAllowance(let bytes) = event { parser.allowBody(bytes) }
+    }
+}
+
 final class RequestParserTests: XCTestCase {
     private let limits = ParserLimits(maxHeaderBytes: 512, maxBodyBytes: 64, maxHeaderCount: 8)
 
@@ -23,7 +32,7 @@ final class RequestParserTests: XCTestCase {
             parser.feed(bytes[offset..<end])
             offset = end
             do {
-                while let event = try parser.next() { outcome.events.append(event) }
+                try collect(&parser, into: &outcome)
             } catch let error as ParseError {
                 outcome.error = error
                 return outcome
@@ -72,9 +81,10 @@ final class RequestParserTests: XCTestCase {
     func testContentLengthBodyAndHeadEvent() throws {
         let outcome = parseBothWays("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
         XCTAssertNil(outcome.error)
-        XCTAssertEqual(outcome.events.count, 2)
+        XCTAssertEqual(outcome.events.count, 3)
         guard case .head(let head) = outcome.events[0] else { return XCTFail("first event must be the head") }
         XCTAssertEqual(head.framing, .length(5))
+        XCTAssertEqual(outcome.events[1], .needsBodyAllowance(5), "the whole declared length is asked for before any body byte")
         XCTAssertEqual(outcome.requests.first.map { String(decoding: $0.body, as: UTF8.self) }, "hello")
     }
 
@@ -225,10 +235,70 @@ final class RequestParserTests: XCTestCase {
         assertStatus("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\n", 413)
     }
 
-    func testMissingLengthOnPostIs411() {
-        assertStatus("POST /x HTTP/1.1\r\nHost: x\r\n\r\n", 411)
-        assertStatus("PUT /x HTTP/1.1\r\nHost: x\r\n\r\n", 411)
-        XCTAssertNil(parseBothWays("DELETE /x HTTP/1.1\r\nHost: x\r\n\r\n").error)
+    /// RFC 9112 §6.3: neither Content-Length nor Transfer-Encoding means an empty body, for any method.
+    func testRequestWithoutLengthHasAnEmptyBodyWhateverTheMethod() {
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            let outcome = parseBothWays("\(method) /x HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+            XCTAssertNil(outcome.error, method)
+            XCTAssertEqual(outcome.requests.map(\.head.path), ["/x", "/next"], method)
+            XCTAssertEqual(outcome.requests.first?.body, [], method)
+            XCTAssertEqual(outcome.requests.first?.head.framing, BodyFraming.none, method)
+        }
+    }
+
+    // MARK: - Body allowance
+
+    func testDeclaredBodyIsTakenOnlyOnceAllowed() throws {
+        let text = Array("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789".utf8)
+        for pieceSize in [text.count, 1] {
+            var parser = RequestParser(limits: limits)
+            var events: [ParserEvent] = []
+            var offset = 0
+            while offset < text.count {
+                parser.feed(text[offset..<min(text.count, offset + pieceSize)])
+                offset += pieceSize
+                // Until the allowance is asked for, take events; after it, only feed (the body must wait).
+                while events.count < 2, let event = try parser.next() { events.append(event) }
+            }
+            XCTAssertEqual(events.count, 2, "pieces of \(pieceSize)")
+            XCTAssertEqual(events.last, .needsBodyAllowance(10), "pieces of \(pieceSize)")
+            XCTAssertEqual(try parser.next(), .needsBodyAllowance(10), "asked again until granted")
+            parser.allowBody(4)
+            XCTAssertEqual(try parser.next(), .needsBodyAllowance(6), "only the missing part is asked for")
+            parser.allowBody(6)
+            guard case .request(_, let body)? = try parser.next() else { return XCTFail("expected the request") }
+            XCTAssertEqual(body, Array("0123456789".utf8))
+        }
+    }
+
+    func testChunkedBodyAsksForAllowanceInStepsAndNeverPastTheLimit() throws {
+        let stepLimits = ParserLimits(maxHeaderBytes: 512, maxBodyBytes: 64, maxHeaderCount: 8, bodyAllowanceStep: 8)
+        let text = "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + "3\r\nabc\r\n3\r\ndef\r\n14\r\n" + String(repeating: "g", count: 20) + "\r\n1F\r\n" + String(repeating: "h", count: 31) + "\r\n0\r\n\r\n"
+        let outcome = parseBothWays(text, limits: stepLimits)
+        XCTAssertNil(outcome.error)
+        let allowances = outcome.events.compactMap { event -> Int? in
+            if case .needsBodyAllowance(let bytes) = event { return bytes } else { return nil }
+        }
+        // One step covers both 3-byte chunks (8), the 20-byte chunk asks for what the 2 left over do not
+        // cover, and the 31-byte chunk (larger than a step) for itself.
+        XCTAssertEqual(allowances, [8, 18, 31])
+        XCTAssertEqual(outcome.requests.first?.body.count, 57)
+        XCTAssertEqual(allowances.reduce(0, +), 57)
+
+        let capped = parseBothWays("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n")
+        XCTAssertEqual(capped.events.dropFirst().first, .needsBodyAllowance(64), "a 1 MiB step is capped at the 64-byte body limit")
+    }
+
+    // MARK: - Path segments
+
+    func testEncodedSlashStaysInsideItsSegment() throws {
+        let outcome = parseBothWays("GET /v1/images/a%2Fb/similar%20x HTTP/1.1\r\nHost: x\r\n\r\n")
+        let head = try XCTUnwrap(outcome.requests.first?.head)
+        XCTAssertEqual(head.path, "/v1/images/a/b/similar x")
+        XCTAssertEqual(head.pathSegments, ["v1", "images", "a/b", "similar x"])
+        XCTAssertEqual(parseBothWays("GET / HTTP/1.1\r\nHost: x\r\n\r\n").requests.first?.head.pathSegments, [])
+        XCTAssertEqual(parseBothWays("GET /a/ HTTP/1.1\r\nHost: x\r\n\r\n").requests.first?.head.pathSegments, ["a", ""])
     }
 
     func testMalformedChunks() {
@@ -243,6 +313,8 @@ final class RequestParserTests: XCTestCase {
         XCTAssertFalse(parser.hasPartialRequest)
         parser.feed(Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab".utf8))
         XCTAssertNotNil(try parser.next())
+        XCTAssertEqual(try parser.next(), .needsBodyAllowance(4))
+        parser.allowBody(4)
         XCTAssertNil(try parser.next())
         XCTAssertTrue(parser.hasPartialRequest)
         parser.feed(Array("cd".utf8))
@@ -274,7 +346,7 @@ final class RequestParserTests: XCTestCase {
                 for piece in [bytes[..<split], bytes[split...]] where outcome.error == nil {
                     parser.feed(piece)
                     do {
-                        while let event = try parser.next() { outcome.events.append(event) }
+                        try collect(&parser, into: &outcome)
                     } catch {
                         outcome.error = error as? ParseError
                     }

@@ -34,7 +34,10 @@ final class ResponseEncodingTests: XCTestCase {
 
     func testRequestIDsAreEchoedOnlyWhenSafe() {
         XCTAssertEqual(RequestID.make(clientValue: "abc-123"), "abc-123")
-        for unsafe in ["", "has space", "new\nline", String(repeating: "x", count: 129), "caf\u{e9}"] {
+        XCTAssertEqual(RequestID.make(clientValue: "4bf92f35-77b3.4da6:a3ce_929d0e0e4736"), "4bf92f35-77b3.4da6:a3ce_929d0e0e4736")
+        XCTAssertEqual(RequestID.make(clientValue: String(repeating: "x", count: 64)), String(repeating: "x", count: 64))
+        for unsafe in ["", "has space", "new\nline", String(repeating: "x", count: 65), "caf\u{e9}", "a=b", "q\"uote", "tab\t",
+                       "x\\y", "semi;colon", "slash/"] {
             let made = RequestID.make(clientValue: unsafe)
             XCTAssertNotEqual(made, unsafe)
             XCTAssertEqual(made.count, 32)
@@ -45,5 +48,15 @@ final class ResponseEncodingTests: XCTestCase {
     func testLoggedPathsStayOnOneLine() {
         XCTAssertEqual(loggablePath("/a b/\u{e9}\n%"), "/a%20b/%C3%A9%0A%25")
         XCTAssertEqual(loggablePath(""), "-")
+    }
+
+    func testLogValuesStayOneField() {
+        XCTAssertEqual(logValue("GET"), "GET")
+        XCTAssertEqual(logValue("/v1/images/42"), "/v1/images/42")
+        XCTAssertEqual(logValue(""), #""""#)
+        XCTAssertEqual(logValue("a b"), #""a b""#)
+        XCTAssertEqual(logValue("x status=200"), #""x status=200""#)
+        XCTAssertEqual(logValue(#"say "hi" \ bye"#), #""say \"hi\" \\ bye""#)
+        XCTAssertEqual(logValue("one\ntwo\r\u{7F}\u{e9}"), #""one\x0Atwo\x0D\x7F\xC3\xA9""#)
     }
 }

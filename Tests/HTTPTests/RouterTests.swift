@@ -101,4 +101,39 @@ final class RouterTests: XCTestCase {
         XCTAssertEqual(try errorObject(response)["message"], "quote \" backslash \\ newline \n tab \t slash / é")
         XCTAssertTrue(text(response).hasPrefix(#"{"error":{"code":"bad","message":"#), text(response))
     }
+
+    func testEncodedSlashDoesNotSplitASegment() {
+        let router = makeRouter()
+        let encoded = HTTPRequest(method: "GET", path: "/v1/images/a/b", pathSegments: ["v1", "images", "a/b"])
+        XCTAssertEqual(text(router.respond(to: encoded)), "image a/b")
+        // `/v1/images/1%2Fsimilar` is the image `1/similar`, not the similar-images route for image 1.
+        let lookalike = HTTPRequest(method: "GET", path: "/v1/images/1/similar", pathSegments: ["v1", "images", "1/similar"])
+        XCTAssertEqual(text(router.respond(to: lookalike)), "image 1/similar")
+        XCTAssertEqual(router.routeLabel(for: lookalike), "/v1/images/{id}")
+    }
+
+    func testFrozenTableResolvesOnceAndLabelsComeFromAFixedSet() {
+        let router = makeRouter()
+        let table = router.freeze()
+        XCTAssertTrue(table === router.freeze(), "freezing twice gives the same table")
+        let matched = table.route(HTTPRequest(method: "GET", path: "/v1/images/9/similar"))
+        XCTAssertEqual(text(matched.response), "similar 9 k=-")
+        XCTAssertEqual(matched.routeLabel, "/v1/images/{id}/similar")
+        XCTAssertNil(matched.unexpected)
+        XCTAssertEqual(table.route(HTTPRequest(method: "GET", path: "/nope/\(UUID())")).routeLabel, MetricsLabel.unmatchedRoute)
+        XCTAssertEqual(table.route(HTTPRequest(method: "PUT", path: "/v1/images/5")).routeLabel, "unmatched")
+        let failed = table.route(HTTPRequest(method: "GET", path: "/broken"))
+        XCTAssertEqual(failed.routeLabel, "/broken")
+        XCTAssertTrue(failed.unexpected is DatabaseFailure)
+    }
+
+    func testMethodLabelsAreFoldedIntoAFixedSet() {
+        for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            XCTAssertEqual(MetricsLabel.method(method), method)
+        }
+        for method in ["BREW", "get", "PROPFIND", "X\(UUID().uuidString)"] {
+            XCTAssertEqual(MetricsLabel.method(method), "other", method)
+        }
+        XCTAssertEqual(HTTPRequest(method: "TRACE", path: "/").methodLabel, "other")
+    }
 }

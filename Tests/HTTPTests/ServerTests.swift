@@ -5,18 +5,55 @@ import XCTest
 private final class Recorder: @unchecked Sendable {
     private let lock = NSLock()
     private var storedLines: [String] = []
-    private var storedObservations: [(route: String, status: Int)] = []
+    private var storedObservations: [(route: String, status: Int, method: String)] = []
     private var active = 0
     private var storedPeak = 0
 
     var lines: [String] { lock.withLock { storedLines } }
-    var observations: [(route: String, status: Int)] { lock.withLock { storedObservations } }
+    var observations: [(route: String, status: Int, method: String)] { lock.withLock { storedObservations } }
     var peakConcurrency: Int { lock.withLock { storedPeak } }
 
     func log(_ line: String) { lock.withLock { storedLines.append(line) } }
-    func observe(_ route: String, _ status: Int) { lock.withLock { storedObservations.append((route, status)) } }
+    func observe(_ route: String, _ status: Int, _ method: String) { lock.withLock { storedObservations.append((route, status, method)) } }
     func enter() { lock.withLock { active += 1; storedPeak = max(storedPeak, active) } }
     func leave() { lock.withLock { active -= 1 } }
+}
+
+/// A large response body, built once for the tests that need a client not to keep up.
+private let hugeBody = [UInt8](repeating: 0x62, count: 16 << 20)
+
+/// Resident memory of this process in bytes, from /proc/self/status (nil where there is no /proc).
+private func residentBytes() -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+    return kilobytes * 1024
+}
+
+/// Samples resident memory every 10 ms on its own thread and keeps the peak.
+private final class ResidentMemorySampler: @unchecked Sendable {
+    private let lock = NSLock()
+    private var peak = 0
+    private var stopped = false
+    private let finished = DispatchSemaphore(value: 0)
+
+    init() {
+        Thread { [self] in
+            while !lock.withLock({ stopped }) {
+                let current = residentBytes() ?? 0
+                lock.withLock { peak = max(peak, current) }
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+            finished.signal()
+        }.start()
+    }
+
+    /// Ends sampling and returns the peak seen, in bytes.
+    func stop() -> Int {
+        lock.withLock { stopped = true }
+        finished.wait()
+        return lock.withLock { peak }
+    }
 }
 
 /// An error whose description holds something a client must never see.
@@ -58,6 +95,7 @@ final class ServerTests: XCTestCase {
             return HTTPResponse(status: 200, body: Array("slow done".utf8))
         }
         router.add("GET", "/big") { _ in HTTPResponse(status: 200, body: [UInt8](repeating: 0x61, count: 4 << 20)) }
+        router.add("GET", "/huge") { _ in HTTPResponse(status: 200, body: hugeBody) }
         router.add("GET", "/fail") { _ in throw SecretFailure() }
         router.add("POST", "/upload") { request in
             let type = request.headers["Content-Type"] ?? ""
@@ -69,7 +107,7 @@ final class ServerTests: XCTestCase {
             return HTTPResponse(status: 200, body: Array(summary.utf8))
         }
         let server = HTTPServer(configuration: configuration, router: router, log: { recorder.log($0) },
-                                observer: { _, route, status, _ in recorder.observe(route, status) })
+                                observer: { request, route, status, _ in recorder.observe(route, status, request.methodLabel) })
         try server.start()
         self.server = server
         XCTAssertNotEqual(server.port, 0)
@@ -195,11 +233,98 @@ final class ServerTests: XCTestCase {
         eventually { recorder.lines.contains { $0.contains("error=bad_request") } }
     }
 
-    func testMissingLengthOnPostIs411() throws {
+    func testPostWithoutLengthHasAnEmptyBody() throws {
         let port = try startServer()
         let client = try TestClient(port: port)
         client.send("POST /echo HTTP/1.1\r\nHost: t\r\n\r\n")
-        XCTAssertEqual(client.readResponse()?.status, 411)
+        let response = try XCTUnwrap(client.readResponse())
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.body, [])
+        XCTAssertEqual(response.headers["connection"], "keep-alive")
+        XCTAssertEqual(client.sendAndRead("PUT /echo HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
+    }
+
+    // MARK: - Body budget
+
+    func testUploadsBeyondTheBodyBudgetGet503AndTheBudgetReturnsToZero() throws {
+        let port = try startServer {
+            $0.maxBodyBytesInFlight = 1500
+            $0.bodyBudgetWaitSeconds = 0.3
+        }
+        let server = try XCTUnwrap(self.server)
+        // The first upload holds 1000 of the 1500 bytes while it is still sending.
+        let holder = try TestClient(port: port)
+        holder.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n" + String(repeating: "a", count: 10))
+        eventually { server.bodyBytesInFlight == 1000 }
+
+        let refused = try TestClient(port: port)
+        let started = Date()
+        refused.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n")
+        let busy = try XCTUnwrap(refused.readResponse())
+        XCTAssertEqual(busy.status, 503, "refused without a 100 Continue first")
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 0.25, "the request waited for room first")
+        XCTAssertEqual(busy.headers["retry-after"], "1")
+        XCTAssertEqual(busy.headers["connection"], "close")
+        let error = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(busy.body)) as? [String: Any])?["error"] as? [String: String])
+        XCTAssertEqual(error["code"], "server_busy")
+        XCTAssertNotNil(error["message"])
+        XCTAssertTrue(refused.isClosedByServer())
+
+        // A chunked upload reserves as its chunks arrive, and is refused the same way.
+        let chunked = try TestClient(port: port)
+        chunked.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        XCTAssertEqual(chunked.readResponse()?.status, 503)
+
+        // Small bodies still fit beside the holder.
+        XCTAssertEqual(try TestClient(port: port).sendAndRead("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 400\r\n\r\n" + String(repeating: "s", count: 400))?.status, 200)
+
+        holder.send(String(repeating: "a", count: 990))
+        XCTAssertEqual(holder.readResponse()?.body.count, 1000)
+        let after = try TestClient(port: port)
+        XCTAssertEqual(after.sendAndRead("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n" + String(repeating: "c", count: 1000))?.status, 200)
+        eventually { server.bodyBytesInFlight == 0 }
+        eventually { recorder.lines.contains { $0.contains("error=server_busy") } }
+    }
+
+    func testSixtyFourLargeUploadsAtOnceKeepResidentMemoryWithinTheBudget() throws {
+        guard residentBytes() != nil else { throw XCTSkip("needs /proc/self/status") }
+        let budget = 256 << 20
+        // Everything else this process holds: the test runner, threads, the shared 1 MiB payload, read
+        // buffers, allocator slack. Without the budget, 64 bodies of 32 MiB would need 2 GiB.
+        let overhead = 150 << 20
+        let clients = 64
+        let bodyBytes = 32 << 20
+        let port = try startServer {
+            $0.maxBodyBytes = bodyBytes
+            $0.maxBodyBytesInFlight = budget
+            // Long enough that every upload is eventually served rather than refused.
+            $0.bodyBudgetWaitSeconds = 120
+            $0.readTimeout = 180
+            $0.maxConnectionsPerClient = clients
+        }
+        let server = try XCTUnwrap(self.server)
+        let piece = [UInt8](repeating: 0x75, count: 1 << 20)
+        let done = DispatchGroup()
+        let results = Recorder()
+        let sampler = ResidentMemorySampler()
+        for _ in 0..<clients {
+            done.enter()
+            Thread {
+                defer { done.leave() }
+                guard let client = try? TestClient(port: port, timeout: 170) else { return results.log("connect failed") }
+                client.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: \(bodyBytes)\r\n\r\n")
+                for _ in 0..<(bodyBytes / piece.count) { client.send(piece) }
+                let response = client.readResponse()
+                results.log("\(response?.status ?? 0) \(response?.text ?? "")")
+            }.start()
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 180), .success)
+        let measured = sampler.stop()
+        print("peak resident memory during \(clients) uploads of \(bodyBytes >> 20) MiB: \(measured >> 20) MiB (bound \((budget + overhead) >> 20) MiB)")
+        XCTAssertEqual(results.lines.count, clients)
+        XCTAssertEqual(results.lines.filter { $0 == "200 raw \(bodyBytes)" }.count, clients, Array(Set(results.lines)).description)
+        XCTAssertLessThan(measured, budget + overhead)
+        eventually { server.bodyBytesInFlight == 0 }
     }
 
     func testBodyShorterThanContentLengthThenCloseDoesNotReachTheHandler() throws {
@@ -390,7 +515,113 @@ final class ServerTests: XCTestCase {
                        "image:\(file.lastPathComponent):\(payload.count),meta:-:7")
         XCTAssertEqual(try curl(["-H", "Transfer-Encoding: chunked", "--data-binary", "@\(file.path)", "\(base)/upload"]), "raw \(payload.count)")
     }
+
+    // MARK: - Paths, logs and labels
+
+    func testEncodedSlashStaysInOneSegmentOverTheWire() throws {
+        let port = try startServer()
+        let client = try TestClient(port: port)
+        XCTAssertEqual(client.sendAndRead("GET /items/a%2Fb HTTP/1.1\r\nHost: t\r\n\r\n")?.text, "a/b")
+        XCTAssertEqual(client.sendAndRead("GET /items/a/b HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 404)
+    }
+
+    func testClientStringsCannotForgeLogFieldsOrLines() throws {
+        let port = try startServer()
+        let client = try TestClient(port: port)
+        let response = try XCTUnwrap(client.sendAndRead("GET /a%20b=c%22d%0Aevil HTTP/1.1\r\nHost: t\r\nX-Request-Id: x status=200 admin=\"yes\"\r\n\r\n"))
+        XCTAssertEqual(response.status, 404)
+        let requestID = try XCTUnwrap(response.headers["x-request-id"])
+        XCTAssertEqual(requestID.count, 32, "an unsafe client id is replaced, not echoed")
+        eventually { recorder.lines.contains { $0.hasPrefix("request_id=\(requestID) ") } }
+        let line = try XCTUnwrap(recorder.lines.first { $0.hasPrefix("request_id=\(requestID) ") })
+        XCTAssertEqual(line.components(separatedBy: " status=").first, #"request_id=\#(requestID) method=GET path="/a%20b=c\"d%0Aevil""#)
+        XCTAssertFalse(line.contains("\n"))
+
+        let tooLong = String(repeating: "r", count: 65)
+        XCTAssertNotEqual(client.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\nX-Request-Id: \(tooLong)\r\n\r\n")?.headers["x-request-id"], tooLong)
+        let longest = String(repeating: "r", count: 64)
+        XCTAssertEqual(client.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\nX-Request-Id: \(longest)\r\n\r\n")?.headers["x-request-id"], longest)
+    }
+
+    func testObserverGetsRouteAndMethodLabelsFromFixedSets() throws {
+        let port = try startServer()
+        let client = try TestClient(port: port)
+        XCTAssertEqual(client.sendAndRead("BREW /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 405)
+        XCTAssertEqual(client.sendAndRead("GET /items/\(UUID().uuidString) HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
+        eventually { recorder.observations.count == 2 }
+        XCTAssertEqual(recorder.observations.map(\.route), ["unmatched", "/items/{id}"])
+        XCTAssertEqual(recorder.observations.map(\.method), ["other", "GET"])
+    }
+
+    // MARK: - Connection slots
+
+    func testConnectionsFromOneClientAreCapped() throws {
+        let port = try startServer { $0.maxConnectionsPerClient = 2 }
+        let server = try XCTUnwrap(self.server)
+        var first: TestClient? = try TestClient(port: port)
+        let second = try TestClient(port: port)
+        XCTAssertEqual(first?.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
+        XCTAssertEqual(second.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
+        let third = try TestClient(port: port)
+        let refused = try XCTUnwrap(third.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"))
+        XCTAssertEqual(refused.status, 503)
+        XCTAssertEqual(refused.headers["retry-after"], "1")
+        XCTAssertTrue(refused.text.contains("too_many_connections"))
+        XCTAssertTrue(third.isClosedByServer())
+        first = nil
+        eventually { server.openConnections == 1 }
+        XCTAssertEqual(try TestClient(port: port).sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200,
+                       "a slot freed by a closed connection can be used again")
+    }
+
+    func testSlowReaderIsDroppedAtTheWholeResponseDeadline() throws {
+        let port = try startServer { $0.writeTimeout = 1 }
+        let server = try XCTUnwrap(self.server)
+        let client = try TestClient(port: port, timeout: 1, receiveBufferSize: 4096)
+        client.send("GET /huge HTTP/1.1\r\nHost: t\r\n\r\n")
+        // A few kilobytes every 20 ms: every send makes progress, but 16 MiB would take minutes.
+        let started = Date()
+        var received = 0
+        while server.openConnections > 0 && Date().timeIntervalSince(started) < 6 {
+            let count = client.receiveSome(4096)
+            if count <= 0 { break }
+            received += count
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        eventually { server.openConnections == 0 }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 4, "the deadline covers the whole response, not each send")
+        XCTAssertLessThan(received, hugeBody.count)
+        eventually { recorder.lines.contains { $0.contains("error=response_not_sent") } }
+    }
+
+    func testClientThatNeverReadsHoldsNeitherAWorkerNorASlot() throws {
+        let port = try startServer {
+            $0.writeTimeout = 1
+            $0.workerCount = 1
+        }
+        let server = try XCTUnwrap(self.server)
+        let stuck = try TestClient(port: port, receiveBufferSize: 4096)
+        stuck.send("GET /huge HTTP/1.1\r\nHost: t\r\n\r\n")
+        Thread.sleep(forTimeInterval: 0.2)
+        // The only worker already handed the huge response to the connection, so it serves others at once.
+        let started = Date()
+        let other = try TestClient(port: port)
+        XCTAssertEqual(other.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")?.status, 200)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 0.5)
+        eventually { server.openConnections == 0 }
+        // The server reset the connection, dropping what it had queued: the client finds only what its
+        // own small buffer held, then the reset, not megabytes more of the response.
+        var received = 0
+        var last = 0
+        repeat {
+            last = stuck.receiveSome(64 * 1024)
+            received += max(0, last)
+        } while last > 0 && received < hugeBody.count
+        XCTAssertTrue(last < 0 && errno == ECONNRESET, "ended with \(last), errno \(errno)")
+        XCTAssertLessThan(received, 1 << 20)
+    }
 }
+
 
 extension TestClient {
     /// Sends one request and reads its response.

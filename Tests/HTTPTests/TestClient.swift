@@ -19,13 +19,17 @@ final class TestClient {
     let descriptor: Int32
     private var pending: [UInt8] = []
 
-    /// Connects to 127.0.0.1:`port`; reads give up after `timeout` seconds.
-    init(port: Int, timeout: Double = 5) throws {
+    /// Connects to 127.0.0.1:`port`; reads give up after `timeout` seconds. A `receiveBufferSize` set
+    /// before connecting keeps the kernel from buffering much of a response the test does not read.
+    init(port: Int, timeout: Double = 5, receiveBufferSize: Int32? = nil) throws {
         #if canImport(Glibc)
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
         descriptor = socket(AF_INET, SOCK_STREAM, 0)
         #endif
+        if var size = receiveBufferSize {
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = UInt16(port).bigEndian
@@ -70,6 +74,12 @@ final class TestClient {
         if count <= 0 { return false }
         pending += buffer[0..<count]
         return true
+    }
+
+    /// Reads at most `count` bytes that have arrived (waiting for some); 0 at end of stream, negative on error.
+    func receiveSome(_ count: Int) -> Int {
+        var buffer = [UInt8](repeating: 0, count: count)
+        return buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
     }
 
     /// Reads exactly `count` bytes (or fewer if the stream ends).
