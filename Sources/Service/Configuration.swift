@@ -14,6 +14,14 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var readTimeoutSeconds = 30.0
         public var idleTimeoutSeconds = 60.0
         public var maxConnections = 256
+        /// Open connections allowed from one client address.
+        public var maxConnectionsPerClient = 64
+        /// Request bodies buffered at once across all connections; past it uploads wait, then get 503.
+        public var maxBodyBytesInFlight = 268_435_456
+        /// Seconds an upload waits for room in `maxBodyBytesInFlight` before its 503.
+        public var bodyBudgetWaitSeconds = 2.0
+        /// Seconds a client has to take a whole response before the connection is dropped.
+        public var writeTimeoutSeconds = 60.0
         /// Requests handled at once; decoding and encoding run on these.
         public var workers = 4
         /// Seconds a shutdown waits for in-flight requests.
@@ -244,6 +252,12 @@ extension Configuration {
         try require((0...65_535).contains(server.port), "server.port must be 0…65535")
         try require(server.workers >= 1, "server.workers must be at least 1")
         try require(server.maxConnections >= 1, "server.maxConnections must be at least 1")
+        try require(server.maxConnectionsPerClient >= 1, "server.maxConnectionsPerClient must be at least 1")
+        try require(server.maxBodyBytesInFlight >= server.maxBodyBytes,
+                    "server.maxBodyBytesInFlight must be at least server.maxBodyBytes, or the largest uploads could never be accepted")
+        try require(images.maxBytes <= server.maxBodyBytes, "images.maxBytes must not exceed server.maxBodyBytes")
+        try require(server.bodyBudgetWaitSeconds >= 0 && server.writeTimeoutSeconds > 0,
+                    "server.bodyBudgetWaitSeconds must be ≥ 0 and server.writeTimeoutSeconds positive")
         try require(images.inputSize >= 8 && images.inputSize <= 256, "images.inputSize must be 8…256")
         try require(model.bits >= 8 && model.bits <= 1024 && model.bits % 8 == 0, "model.bits must be a multiple of 8 in 8…1024")
         try require(search.defaultK >= 1 && search.defaultK <= search.maxK, "search.defaultK must be 1…search.maxK")

@@ -1,4 +1,5 @@
 import Foundation
+import HTTP
 
 /// Counters, gauges and a latency histogram, rendered in the Prometheus text format. Thread-safe.
 public final class Metrics: @unchecked Sendable {
@@ -15,14 +16,11 @@ public final class Metrics: @unchecked Sendable {
 
     public init() {}
 
-    /// Methods that get a label of their own; any other method a client invents is counted as `other`,
-    /// so junk methods cannot grow the label set (and memory) without bound.
-    static let labelledMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
-
     /// Records one finished HTTP request. `route` must come from a fixed set (route patterns or
-    /// "unmatched"); `method` is folded into `other` when unknown.
+    /// "unmatched"); `method` is folded into `other` when unknown, so junk methods a client invents
+    /// cannot grow the label set (and memory) without bound.
     public func observeRequest(route: String, method: String, status: Int, seconds: Double) {
-        let methodLabel = Metrics.labelledMethods.contains(method) ? method : "other"
+        let methodLabel = MetricsLabel.method(method)
         lock.lock()
         defer { lock.unlock() }
         requests[RequestKey(route: route, method: methodLabel, status: status), default: 0] += 1

@@ -36,6 +36,10 @@ public final class DschServer: @unchecked Sendable {
         serverConfiguration.readTimeout = configuration.server.readTimeoutSeconds
         serverConfiguration.idleTimeout = configuration.server.idleTimeoutSeconds
         serverConfiguration.maxConnections = configuration.server.maxConnections
+        serverConfiguration.maxConnectionsPerClient = configuration.server.maxConnectionsPerClient
+        serverConfiguration.maxBodyBytesInFlight = configuration.server.maxBodyBytesInFlight
+        serverConfiguration.bodyBudgetWaitSeconds = configuration.server.bodyBudgetWaitSeconds
+        serverConfiguration.writeTimeout = configuration.server.writeTimeoutSeconds
         serverConfiguration.workerCount = configuration.server.workers
         let metrics = self.metrics
         server = HTTPServer(configuration: serverConfiguration, router: router,
