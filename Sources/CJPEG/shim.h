@@ -86,9 +86,10 @@ typedef void (*dsch_jpeg_row_callback)(void *context, size_t y, size_t first_x, 
 /// Decodes a JPEG row by row, handing each row to `callback` as 8-bit RGB, so the caller never
 /// needs a whole-image buffer. CMYK and YCCK are converted to RGB per row; files with an Adobe
 /// marker hold inverted CMYK (Photoshop's convention, which libjpeg does not undo).
-/// `max_memory` caps libjpeg's own allocations (`max_memory_to_use`): progressive and multi-scan
-/// files keep a whole-image coefficient buffer, and with no backing store in this build libjpeg
-/// fails rather than exceed the cap. Returns DSCH_JPEG_OK, or another status with a message.
+/// `max_memory` becomes libjpeg's `max_memory_to_use`, which bounds its whole-image ("virtual")
+/// arrays: progressive and multi-scan files keep every coefficient in one. With no backing store
+/// in Debian's build, libjpeg fails with JERR_NO_BACKING_STORE rather than exceed the budget,
+/// reported as DSCH_JPEG_TOO_MUCH_MEMORY. Returns DSCH_JPEG_OK, or another status with a message.
 static inline int dsch_jpeg_decode_rows(const unsigned char *data, unsigned long size,
                                         unsigned int width, unsigned int height, size_t max_memory,
                                         dsch_jpeg_row_callback callback, void *context,

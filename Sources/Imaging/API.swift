@@ -31,8 +31,10 @@ public struct DecodeLimits: Sendable {
     /// Longest side accepted, in pixels. A 1×40,000,000 strip passes the pixel limit, but
     /// resizing it the whole-image way needs memory in proportion to its long side.
     public var maxSide: Int = 32_768
-    /// Most memory libjpeg may allocate for one decode, in bytes. Progressive and multi-scan
-    /// JPEGs keep every DCT coefficient of the image in memory (about 2–6 bytes a pixel).
+    /// Most memory libjpeg may use for whole-image buffers in one decode, in bytes: progressive
+    /// and multi-scan JPEGs keep every DCT coefficient in memory until the last scan (about
+    /// 3 bytes a pixel with 4:2:0 chroma, 6 without subsampling). Baseline files need no such
+    /// buffer and only a few rows of working memory, which this does not count.
     public var maxDecoderMemoryBytes: Int = 256 * 1024 * 1024
     public init(maxBytes: Int = 32 * 1024 * 1024, maxPixels: Int = 40_000_000, maxSide: Int = 32_768,
                 maxDecoderMemoryBytes: Int = 256 * 1024 * 1024) {
