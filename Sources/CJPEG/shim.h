@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <setjmp.h>
+#include <limits.h>
 #include <jpeglib.h>
 #include <jerror.h>
 
@@ -69,13 +70,30 @@ static inline unsigned char dsch_jpeg_multiply(unsigned int x, unsigned int y) {
     return (unsigned char)((t + (t >> 8)) >> 8);
 }
 
-/// Decodes a whole JPEG into `rgb` (width·height·3 bytes, allocated by the caller after it has
-/// checked the header dimensions against its limits). CMYK and YCCK are converted to RGB; files
-/// with an Adobe marker hold inverted CMYK (Photoshop's convention, which libjpeg does not undo).
-/// Returns 0 on success, otherwise 1 with a message.
-static inline int dsch_jpeg_decode(const unsigned char *data, unsigned long size,
-                                   unsigned char *rgb, unsigned int width, unsigned int height,
-                                   char *message) {
+/// Receives one decoded row of 8-bit RGB: `count` pixels (3 bytes each, packed) that belong at
+/// x = first_x + k·x_step of image row y. JPEG rows are always whole (first_x 0, x_step 1); the
+/// signature matches the PNG shim's so one Swift function can receive rows from either.
+/// It must be a plain function that returns: the libjpeg error handler longjmps only into
+/// dsch_jpeg_decode_rows' own frame, never across the callback.
+typedef void (*dsch_jpeg_row_callback)(void *context, size_t y, size_t first_x, size_t x_step,
+                                       size_t count, const unsigned char *rgb);
+
+/// dsch_jpeg_decode_rows succeeded, found damaged data, or went over its memory budget.
+#define DSCH_JPEG_OK 0
+#define DSCH_JPEG_CORRUPT 1
+#define DSCH_JPEG_TOO_MUCH_MEMORY 2
+
+/// Decodes a JPEG row by row, handing each row to `callback` as 8-bit RGB, so the caller never
+/// needs a whole-image buffer. CMYK and YCCK are converted to RGB per row; files with an Adobe
+/// marker hold inverted CMYK (Photoshop's convention, which libjpeg does not undo).
+/// `max_memory` becomes libjpeg's `max_memory_to_use`, which bounds its whole-image ("virtual")
+/// arrays: progressive and multi-scan files keep every coefficient in one. With no backing store
+/// in Debian's build, libjpeg fails with JERR_NO_BACKING_STORE rather than exceed the budget,
+/// reported as DSCH_JPEG_TOO_MUCH_MEMORY. Returns DSCH_JPEG_OK, or another status with a message.
+static inline int dsch_jpeg_decode_rows(const unsigned char *data, unsigned long size,
+                                        unsigned int width, unsigned int height, size_t max_memory,
+                                        dsch_jpeg_row_callback callback, void *context,
+                                        char *message) {
     struct jpeg_decompress_struct cinfo;
     dsch_jpeg_error error;
     struct jpeg_progress_mgr progress;
@@ -84,11 +102,19 @@ static inline int dsch_jpeg_decode(const unsigned char *data, unsigned long size
     dsch_jpeg_install_handlers(&error);
     cinfo.err = &error.manager;
     if (setjmp(error.jump)) {
+        // Fatal errors exit at once, so msg_code is the failing error's own code here. The scan
+        // limit longjmps without setting it, but a stale code is never one of these fatal ones.
+        int code = error.manager.msg_code;
+        int memory = code == JERR_NO_BACKING_STORE || code == JERR_OUT_OF_MEMORY
+            || code == JERR_TFILE_CREATE || code == JERR_TFILE_WRITE;
         snprintf(message, DSCH_JPEG_MESSAGE_CAPACITY, "%s", error.message);
         jpeg_destroy_decompress(&cinfo);
-        return 1;
+        return memory ? DSCH_JPEG_TOO_MUCH_MEMORY : DSCH_JPEG_CORRUPT;
     }
     jpeg_create_decompress(&cinfo);
+    // Zero would mean "no limit" to libjpeg, so the smallest budget is one byte.
+    size_t budget = max_memory > 0 ? max_memory : 1;
+    cinfo.mem->max_memory_to_use = budget > (size_t)LONG_MAX ? LONG_MAX : (long)budget;
     progress.progress_monitor = dsch_jpeg_progress;
     cinfo.progress = &progress;
     jpeg_mem_src(&cinfo, data, size);
@@ -98,7 +124,7 @@ static inline int dsch_jpeg_decode(const unsigned char *data, unsigned long size
                  "JPEG frame is %ux%u but its header said %ux%u",
                  cinfo.image_width, cinfo.image_height, width, height);
         jpeg_destroy_decompress(&cinfo);
-        return 1;
+        return DSCH_JPEG_CORRUPT;
     }
     int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     int inverted = cinfo.saw_Adobe_marker;
@@ -108,32 +134,33 @@ static inline int dsch_jpeg_decode(const unsigned char *data, unsigned long size
         || cinfo.output_components != (cmyk ? 4 : 3)) {
         snprintf(message, DSCH_JPEG_MESSAGE_CAPACITY, "JPEG output has an unexpected shape");
         jpeg_destroy_decompress(&cinfo);
-        return 1;
+        return DSCH_JPEG_CORRUPT;
     }
-    // Allocated from libjpeg's image pool, so a longjmp cannot leak it.
-    JSAMPARRAY cmyk_row = cmyk
-        ? (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE, width * 4, 1)
-        : NULL;
+    // Allocated from libjpeg's image pool, so a longjmp cannot leak them.
+    JSAMPARRAY decoded = (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE,
+                                                    width * (cmyk ? 4 : 3), 1);
+    JSAMPARRAY converted = cmyk
+        ? (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE, width * 3, 1)
+        : decoded;
     while (cinfo.output_scanline < cinfo.output_height) {
-        unsigned char *destination = rgb + (size_t)cinfo.output_scanline * width * 3;
-        if (!cmyk) {
-            JSAMPROW row = destination;
-            jpeg_read_scanlines(&cinfo, &row, 1);
-            continue;
+        size_t row = cinfo.output_scanline;
+        jpeg_read_scanlines(&cinfo, decoded, 1);
+        if (cmyk) {
+            const unsigned char *source = decoded[0];
+            unsigned char *destination = converted[0];
+            for (unsigned int x = 0; x < width; x++, source += 4, destination += 3) {
+                unsigned int c = source[0], m = source[1], y = source[2], k = source[3];
+                if (!inverted) { c = 255 - c; m = 255 - m; y = 255 - y; k = 255 - k; }
+                destination[0] = dsch_jpeg_multiply(c, k);
+                destination[1] = dsch_jpeg_multiply(m, k);
+                destination[2] = dsch_jpeg_multiply(y, k);
+            }
         }
-        jpeg_read_scanlines(&cinfo, cmyk_row, 1);
-        const unsigned char *source = cmyk_row[0];
-        for (unsigned int x = 0; x < width; x++, source += 4, destination += 3) {
-            unsigned int c = source[0], m = source[1], y = source[2], k = source[3];
-            if (!inverted) { c = 255 - c; m = 255 - m; y = 255 - y; k = 255 - k; }
-            destination[0] = dsch_jpeg_multiply(c, k);
-            destination[1] = dsch_jpeg_multiply(m, k);
-            destination[2] = dsch_jpeg_multiply(y, k);
-        }
+        callback(context, row, 0, 1, width, converted[0]);
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
-    return 0;
+    return DSCH_JPEG_OK;
 }
 
 /// Encodes interleaved samples (`components` per pixel, in `input_space`) as a JPEG stored in

@@ -21,13 +21,28 @@ public enum ImageFormat: String, Sendable {
     }
 }
 
-/// Limits checked before any pixel buffer is allocated.
+/// Limits that bound the memory and work a decode may take, whatever a client sends; the size
+/// limits are checked against the header before any pixel buffer is allocated.
 public struct DecodeLimits: Sendable {
     /// Largest encoded size accepted, in bytes.
     public var maxBytes: Int = 32 * 1024 * 1024
     /// Largest width × height accepted, as declared by the header.
     public var maxPixels: Int = 40_000_000
-    public init(maxBytes: Int = 32 * 1024 * 1024, maxPixels: Int = 40_000_000) { self.maxBytes = maxBytes; self.maxPixels = maxPixels }
+    /// Longest side accepted, in pixels. A 1×40,000,000 strip passes the pixel limit, but
+    /// resizing it the whole-image way needs memory in proportion to its long side.
+    public var maxSide: Int = 32_768
+    /// Most memory libjpeg may use for whole-image buffers in one decode, in bytes: progressive
+    /// and multi-scan JPEGs keep every DCT coefficient in memory until the last scan (about
+    /// 3 bytes a pixel with 4:2:0 chroma, 6 without subsampling). Baseline files need no such
+    /// buffer and only a few rows of working memory, which this does not count.
+    public var maxDecoderMemoryBytes: Int = 256 * 1024 * 1024
+    public init(maxBytes: Int = 32 * 1024 * 1024, maxPixels: Int = 40_000_000, maxSide: Int = 32_768,
+                maxDecoderMemoryBytes: Int = 256 * 1024 * 1024) {
+        self.maxBytes = maxBytes
+        self.maxPixels = maxPixels
+        self.maxSide = maxSide
+        self.maxDecoderMemoryBytes = maxDecoderMemoryBytes
+    }
 }
 
 /// Why an image could not be decoded.
@@ -38,6 +53,10 @@ public enum ImagingError: Error, Equatable, CustomStringConvertible {
     case tooManyBytes(size: Int, limit: Int)
     /// Declared dimensions over the pixel limit (a decompression bomb is refused here).
     case tooManyPixels(width: Int, height: Int, limit: Int)
+    /// A declared side (width or height, after orientation) over the side limit.
+    case sideTooLong(width: Int, height: Int, limit: Int)
+    /// The decoder would need more memory than `DecodeLimits.maxDecoderMemoryBytes` (`limit`).
+    case tooMuchMemory(width: Int, height: Int, limit: Int)
     /// The data is damaged or truncated; the library's message.
     case corrupt(String)
     public var description: String {
@@ -48,6 +67,10 @@ public enum ImagingError: Error, Equatable, CustomStringConvertible {
             return "The image is \(size) bytes, over the limit of \(limit) bytes; send a smaller file or raise the byte limit."
         case let .tooManyPixels(width, height, limit):
             return "The image is \(width)×\(height) pixels, over the limit of \(limit) pixels; send a smaller image or raise the pixel limit."
+        case let .sideTooLong(width, height, limit):
+            return "The image is \(width)×\(height) pixels, and each side may be at most \(limit) pixels; crop or scale it down, or raise the side limit."
+        case let .tooMuchMemory(width, height, limit):
+            return "Decoding this \(width)×\(height) JPEG needs more than the decoder memory limit of \(limit) bytes (a progressive or multi-scan JPEG holds the whole image's coefficients while decoding); send it as a baseline JPEG or a smaller image, or raise the decoder memory limit."
         case let .corrupt(message):
             return "The image is damaged or truncated (\(message)); send the complete, undamaged file."
         }
@@ -56,6 +79,7 @@ public enum ImagingError: Error, Equatable, CustomStringConvertible {
 
 /// Header facts read without decoding pixels.
 public struct ImageInfo: Equatable, Sendable {
+    /// The file's encoding.
     public var format: ImageFormat
     /// Width as decoded, that is after EXIF orientation (orientations 5–8 swap the sides).
     public var width: Int
@@ -64,19 +88,28 @@ public struct ImageInfo: Equatable, Sendable {
 }
 
 /// Decodes JPEG and PNG into 8-bit RGB, applying EXIF orientation, compositing alpha on white.
+/// Both decoders work a row at a time; `thumbnail` never holds the whole image.
 ///
 /// Damage policy: a file that ends early (JPEG data running out, a missing EOI, a PNG chunk cut
 /// short) or fails a PNG CRC is `.corrupt`; damage libjpeg can step over inside complete data
 /// (a bad Huffman code, extraneous bytes before a marker) is tolerated as libjpeg intends. A damaged
 /// or unreadable EXIF block is ignored. A JPEG with more than 1,000 progressive scans is refused.
 public enum ImageDecoder {
-    /// Format and decoded dimensions from the header alone, with both limits applied.
+    /// Format and decoded dimensions from the header alone, with the byte, pixel and side limits applied.
     public static func info(_ bytes: [UInt8], limits: DecodeLimits = DecodeLimits()) throws -> ImageInfo {
         try Decoding.header(bytes, limits: limits).info
     }
     /// The whole image as 8-bit RGB; limits are checked before any pixel buffer is allocated.
     public static func decode(_ bytes: [UInt8], limits: DecodeLimits = DecodeLimits()) throws -> RGBImage {
         try Decoding.decode(bytes, limits: limits)
+    }
+    /// The image (after orientation) area-averaged to `width`×`height`, exactly as
+    /// `decode(bytes, limits:).resized(width:height:)` returns it, but decoded a row at a time:
+    /// memory is the thumbnail plus one row and the decoder's own state, whatever the image's
+    /// size or aspect ratio. This is the path for untrusted uploads.
+    public static func thumbnail(_ bytes: [UInt8], width: Int, height: Int,
+                                 limits: DecodeLimits = DecodeLimits()) throws -> RGBImage {
+        try Decoding.thumbnail(bytes, width: width, height: height, limits: limits)
     }
 }
 
@@ -93,7 +126,8 @@ public enum ImageEncoder {
 }
 
 extension RGBImage {
-    /// The image resampled to `width`×`height` by area averaging (box filter; also correct when enlarging).
+    /// The image resampled to `width`×`height` by area averaging (box filter; also correct when
+    /// enlarging). Needs the whole source image; for uploads, `ImageDecoder.thumbnail` streams.
     public func resized(width: Int, height: Int) -> RGBImage {
         Resampling.areaAverage(self, width: width, height: height)
     }

@@ -20,7 +20,7 @@ struct ImageHeader {
     /// decoding) can never overflow whatever limit a caller sets.
     static let absolutePixelLimit = 1 << 40
 
-    /// Reads the header of `bytes` and applies both limits.
+    /// Reads the header of `bytes` and applies the byte, pixel and side limits.
     static func read(_ bytes: [UInt8], limits: DecodeLimits) throws -> ImageHeader {
         guard bytes.count <= limits.maxBytes else {
             throw ImagingError.tooManyBytes(size: bytes.count, limit: limits.maxBytes)
@@ -36,6 +36,12 @@ struct ImageHeader {
         if overflow || pixels > limit {
             let info = header.info
             throw ImagingError.tooManyPixels(width: info.width, height: info.height, limit: limit)
+        }
+        // Checked after the pixel limit so that an image too big both ways keeps reporting
+        // its pixel count, the more fundamental of the two refusals.
+        if header.storedWidth > limits.maxSide || header.storedHeight > limits.maxSide {
+            let info = header.info
+            throw ImagingError.sideTooLong(width: info.width, height: info.height, limit: limits.maxSide)
         }
         return header
     }

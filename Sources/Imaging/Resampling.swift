@@ -1,27 +1,11 @@
 /// Area-averaging resampling in exact integer arithmetic.
+///
+/// Source pixel x covers [x·outputWidth, (x+1)·outputWidth) and output pixel i covers
+/// [i·sourceWidth, (i+1)·sourceWidth) once both axes are scaled by the other side's count, so
+/// every overlap is an integer and each output pixel's weights total sourceWidth × sourceHeight.
+/// Area averaging is linear and separable, so every source pixel can be added where it lies, in
+/// any order: rows top to bottom, or the scattered rows of an interlaced file's passes.
 enum Resampling {
-    /// The source pixels overlapping one output pixel, with integer overlap weights.
-    struct Span {
-        var first: Int
-        var weights: [Int]
-    }
-
-    /// For every output index, the source indices it covers and by how much. Scaling both axes by
-    /// `outputCount` makes every boundary an integer: source pixel j covers
-    /// [j·outputCount, (j+1)·outputCount) and output pixel i covers [i·sourceCount, (i+1)·sourceCount),
-    /// so each span's weights sum to exactly `sourceCount`.
-    static func spans(from sourceCount: Int, to outputCount: Int) -> [Span] {
-        (0..<outputCount).map { output in
-            let start = output * sourceCount, end = start + sourceCount
-            let first = start / outputCount
-            let last = (end - 1) / outputCount
-            let weights = (first...last).map { source in
-                min(end, (source + 1) * outputCount) - max(start, source * outputCount)
-            }
-            return Span(first: first, weights: weights)
-        }
-    }
-
     /// Each output pixel is the rounded (half up) mean of the source area it covers, weighted
     /// by exact coverage; downscaling by whole factors averages whole blocks.
     static func areaAverage(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
@@ -29,46 +13,105 @@ enum Resampling {
         precondition(image.width > 0 && image.height > 0 && image.pixels.count == image.width * image.height * 3,
                      "cannot resize a \(image.width)x\(image.height) image from \(image.pixels.count) bytes")
         if width == image.width && height == image.height { return image }
-        let columns = spans(from: image.width, to: width)
-        let rows = spans(from: image.height, to: height)
-        // Horizontal pass: sums weighted by column coverage (each row's weights total image.width).
-        var horizontal = [Int](repeating: 0, count: image.height * width * 3)
+        let accumulator = AreaAverageAccumulator(sourceWidth: image.width, sourceHeight: image.height,
+                                                 outputWidth: width, outputHeight: height)
         image.pixels.withUnsafeBufferPointer { source in
-            horizontal.withUnsafeMutableBufferPointer { sums in
-                for y in 0..<image.height {
-                    let sourceRow = y * image.width * 3
-                    let sumRow = y * width * 3
-                    for (x, span) in columns.enumerated() {
-                        var red = 0, green = 0, blue = 0
-                        for (offset, weight) in span.weights.enumerated() {
-                            let index = sourceRow + 3 * (span.first + offset)
-                            red += weight * Int(source[index])
-                            green += weight * Int(source[index + 1])
-                            blue += weight * Int(source[index + 2])
-                        }
-                        sums[sumRow + 3 * x] = red
-                        sums[sumRow + 3 * x + 1] = green
-                        sums[sumRow + 3 * x + 2] = blue
-                    }
-                }
+            for y in 0..<image.height {
+                accumulator.add(row: source.baseAddress! + y * image.width * 3, y: y,
+                                firstX: 0, xStep: 1, count: image.width)
             }
         }
-        // Vertical pass, then one division by the total weight image.width × image.height.
-        let total = image.width * image.height
-        var output = [UInt8](repeating: 0, count: width * height * 3)
-        horizontal.withUnsafeBufferPointer { sums in
-            output.withUnsafeMutableBufferPointer { destination in
-                for (y, span) in rows.enumerated() {
-                    for x in 0..<(width * 3) {
-                        var sum = 0
-                        for (offset, weight) in span.weights.enumerated() {
-                            sum += weight * sums[(span.first + offset) * width * 3 + x]
-                        }
-                        destination[y * width * 3 + x] = UInt8((sum + total / 2) / total)
-                    }
-                }
+        return accumulator.image()
+    }
+}
+
+/// Collects an area-averaged thumbnail from source pixels delivered a row (or part of a row) at
+/// a time, so a decoder can stream into it: its memory is one output image of sums plus one
+/// output row, whatever the source size or aspect ratio.
+final class AreaAverageAccumulator {
+    let sourceWidth: Int
+    let sourceHeight: Int
+    let outputWidth: Int
+    let outputHeight: Int
+    /// Weighted sums of every output sample (outputWidth × outputHeight × 3). Each is at most
+    /// 255 × sourceWidth × sourceHeight, and the header's absolute pixel limit (2^40) keeps that
+    /// under 2^48, so Int never overflows.
+    let sums: UnsafeMutableBufferPointer<Int>
+    /// One output row of horizontal sums for the source row being added (outputWidth × 3).
+    let rowSums: UnsafeMutableBufferPointer<Int>
+
+    init(sourceWidth: Int, sourceHeight: Int, outputWidth: Int, outputHeight: Int) {
+        precondition(sourceWidth > 0 && sourceHeight > 0 && outputWidth > 0 && outputHeight > 0,
+                     "cannot resize \(sourceWidth)x\(sourceHeight) to \(outputWidth)x\(outputHeight)")
+        // Scaled coordinates reach sourceWidth × outputWidth (and likewise vertically), and the
+        // sums reach 255 × sourceWidth × sourceHeight: all must fit in an Int.
+        func fits(_ first: Int, _ second: Int) -> Bool { !first.multipliedReportingOverflow(by: second).overflow }
+        precondition(fits(sourceWidth, outputWidth) && fits(sourceHeight, outputHeight)
+                     && fits(sourceWidth, sourceHeight) && fits(sourceWidth * sourceHeight, 255)
+                     && fits(outputWidth, outputHeight) && fits(outputWidth * outputHeight, 3),
+                     "cannot resize \(sourceWidth)x\(sourceHeight) to \(outputWidth)x\(outputHeight) in integer arithmetic")
+        self.sourceWidth = sourceWidth
+        self.sourceHeight = sourceHeight
+        self.outputWidth = outputWidth
+        self.outputHeight = outputHeight
+        sums = .allocate(capacity: outputWidth * outputHeight * 3)
+        sums.initialize(repeating: 0)
+        rowSums = .allocate(capacity: outputWidth * 3)
+        rowSums.initialize(repeating: 0)
+    }
+
+    deinit {
+        sums.deallocate()
+        rowSums.deallocate()
+    }
+
+    /// Adds `count` packed RGB pixels that lie at x = firstX + k·xStep of source row `y`.
+    /// Every source pixel must be added exactly once before `image()`.
+    func add(row: UnsafePointer<UInt8>, y: Int, firstX: Int, xStep: Int, count: Int) {
+        precondition(y >= 0 && y < sourceHeight && firstX >= 0 && xStep > 0 && count > 0
+                     && firstX + (count - 1) * xStep < sourceWidth,
+                     "row \(y) from \(firstX) by \(xStep) for \(count) pixels is outside \(sourceWidth)x\(sourceHeight)")
+        let rowSums = rowSums.baseAddress!
+        rowSums.update(repeating: 0, count: outputWidth * 3)
+        // Horizontal: spread each pixel over the output columns its scaled extent overlaps.
+        // Columns only move right along a row, so the first overlapped column is found by
+        // walking on from the previous pixel's, not by dividing.
+        var column = firstX * outputWidth / sourceWidth
+        var pixel = row
+        for k in 0..<count {
+            let start = (firstX + k * xStep) * outputWidth, end = start + outputWidth
+            while (column + 1) * sourceWidth <= start { column += 1 }
+            let red = Int(pixel[0]), green = Int(pixel[1]), blue = Int(pixel[2])
+            var output = column, lower = start
+            while output < outputWidth && output * sourceWidth < end {
+                let upper = min(end, (output + 1) * sourceWidth)
+                let weight = upper - lower
+                rowSums[3 * output] += weight * red
+                rowSums[3 * output + 1] += weight * green
+                rowSums[3 * output + 2] += weight * blue
+                output += 1
+                lower = output * sourceWidth
             }
+            pixel += 3
         }
-        return RGBImage(width: width, height: height, pixels: output)
+        // Vertical: add the row's sums, weighted by coverage, to every output row it overlaps.
+        let start = y * outputHeight, end = start + outputHeight
+        var outputRow = start / sourceHeight
+        let samples = outputWidth * 3
+        while outputRow < outputHeight && outputRow * sourceHeight < end {
+            let weight = min(end, (outputRow + 1) * sourceHeight) - max(start, outputRow * sourceHeight)
+            let destination = sums.baseAddress! + outputRow * samples
+            for index in 0..<samples {
+                destination[index] += weight * rowSums[index]
+            }
+            outputRow += 1
+        }
+    }
+
+    /// The output image: each sum divided by the total weight, rounded half up.
+    func image() -> RGBImage {
+        let total = sourceWidth * sourceHeight
+        let pixels = sums.map { UInt8(($0 + total / 2) / total) }
+        return RGBImage(width: outputWidth, height: outputHeight, pixels: pixels)
     }
 }

@@ -63,7 +63,7 @@ public enum ServiceError: HTTPResponseError, CustomStringConvertible {
         switch error {
         case .unsupportedFormat:
             return .unsupportedMediaType("the body is not a JPEG or PNG image")
-        case .tooManyBytes, .tooManyPixels:
+        case .tooManyBytes, .tooManyPixels, .sideTooLong, .tooMuchMemory:
             return .payloadTooLarge(error.description)
         case .corrupt:
             return .unprocessable(error.description)

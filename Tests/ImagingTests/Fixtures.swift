@@ -71,14 +71,20 @@ enum Fixture {
         return Array(UnsafeBufferPointer(start: output, count: Int(size)))
     }
 
-    /// CRC-32 as PNG uses it (reflected polynomial 0xEDB88320), computed bit by bit.
+    /// CRC-32 as PNG uses it (reflected polynomial 0xEDB88320), a byte at a time from a table.
     static func crc32<S: Sequence>(_ bytes: S) -> UInt32 where S.Element == UInt8 {
         var crc: UInt32 = 0xFFFF_FFFF
         for byte in bytes {
-            crc ^= UInt32(byte)
-            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+            crc = crcTable[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8)
         }
         return crc ^ 0xFFFF_FFFF
+    }
+
+    /// The CRC of each byte value, computed bit by bit.
+    static let crcTable: [UInt32] = (0..<256).map { value in
+        var crc = UInt32(value)
+        for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+        return crc
     }
 
     static func bigEndian(_ value: UInt32) -> [UInt8] {
@@ -143,5 +149,116 @@ extension RGBImage {
     func pixel(_ x: Int, _ y: Int) -> [Int] {
         let index = 3 * (y * width + x)
         return [Int(pixels[index]), Int(pixels[index + 1]), Int(pixels[index + 2])]
+    }
+}
+
+/// Tiny PNG files that declare huge dimensions, written without libpng: libpng would need a
+/// row-pointer array and millions of row calls, while a periodic image compresses to a few
+/// literals and a run of back-references to the previous period.
+enum PeriodicPNG {
+    /// An 8-bit grey PNG whose filtered scanlines (filter byte 0, then `width` samples) repeat
+    /// `period` (rows in order) until `height` rows are written.
+    static func gray(width: Int, height: Int, rows period: [[UInt8]]) -> [UInt8] {
+        precondition(height % period.count == 0 && period.allSatisfy { $0.count == width })
+        return gray(width: width, height: height,
+                    idat: zlib(prefix: [], repeating: period.flatMap { row -> [UInt8] in [0] + row }, times: height / period.count))
+    }
+
+    /// An 8-bit grey PNG of one row, every sample `value`.
+    static func gray(width: Int, value: UInt8) -> [UInt8] {
+        gray(width: width, height: 1, idat: zlib(prefix: [0], repeating: [value], times: width))
+    }
+
+    static func gray(width: Int, height: Int, idat: [UInt8]) -> [UInt8] {
+        PNGHeader.signature
+            + Fixture.chunk("IHDR", Fixture.bigEndian(UInt32(width)) + Fixture.bigEndian(UInt32(height)) + [8, 0, 0, 0, 0])
+            + Fixture.chunk("IDAT", idat)
+            + Fixture.chunk("IEND", [])
+    }
+
+    /// Appends bits least significant first, as DEFLATE packs them.
+    struct BitWriter {
+        private(set) var bytes: [UInt8] = []
+        private var pending: UInt64 = 0
+        private var pendingBits = 0
+        mutating func write(_ value: Int, bits: Int) {
+            pending |= UInt64(value & ((1 << bits) - 1)) << UInt64(pendingBits)
+            pendingBits += bits
+            while pendingBits >= 8 {
+                bytes.append(UInt8(pending & 0xFF))
+                pending >>= 8
+                pendingBits -= 8
+            }
+        }
+        /// The written bytes, the last one padded with zero bits.
+        mutating func finished() -> [UInt8] {
+            if pendingBits > 0 { write(0, bits: 8 - pendingBits) }
+            return bytes
+        }
+        /// Huffman codes go most significant bit first.
+        mutating func writeCode(_ code: Int, bits: Int) {
+            for bit in stride(from: bits - 1, through: 0, by: -1) { write((code >> bit) & 1, bits: 1) }
+        }
+    }
+
+    /// The fixed-Huffman code of a literal/length symbol (RFC 1951, 3.2.6).
+    static func writeSymbol(_ symbol: Int, into writer: inout BitWriter) {
+        switch symbol {
+        case 0...143: writer.writeCode(0x30 + symbol, bits: 8)
+        case 144...255: writer.writeCode(0x190 + symbol - 144, bits: 9)
+        case 256...279: writer.writeCode(symbol - 256, bits: 7)
+        default: writer.writeCode(0xC0 + symbol - 280, bits: 8)
+        }
+    }
+
+    static let lengthBases = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59,
+                              67, 83, 99, 115, 131, 163, 195, 227, 258]
+    static let lengthExtraBits = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3,
+                                  4, 4, 4, 4, 5, 5, 5, 5, 0]
+    static let distanceBases = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769,
+                                1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577]
+
+    /// A zlib stream of `prefix` then `unit` repeated `times` times: one fixed-Huffman block
+    /// holding `prefix` and `unit` as literals, then back-references of distance `unit.count`.
+    static func zlib(prefix: [UInt8], repeating unit: [UInt8], times: Int) -> [UInt8] {
+        precondition(!unit.isEmpty && unit.count <= 32_768 && times >= 1)
+        var writer = BitWriter()
+        writer.write(1, bits: 1)  // final block
+        writer.write(1, bits: 2)  // fixed Huffman codes
+        for byte in prefix + unit { writeSymbol(Int(byte), into: &writer) }
+        let distanceCode = distanceBases.lastIndex { $0 <= unit.count }!
+        let distanceExtra = distanceCode < 4 ? 0 : distanceCode / 2 - 1
+        var remaining = unit.count * (times - 1)
+        while remaining > 0 {
+            var length = min(258, remaining)
+            if (1...2).contains(remaining - length) { length = remaining - 3 }
+            let lengthCode = length == 258 ? 28 : lengthBases.lastIndex { $0 <= length && $0 != 258 }!
+            writeSymbol(257 + lengthCode, into: &writer)
+            writer.write(length - lengthBases[lengthCode], bits: lengthExtraBits[lengthCode])
+            writer.writeCode(distanceCode, bits: 5)
+            writer.write(unit.count - distanceBases[distanceCode], bits: distanceExtra)
+            remaining -= length
+        }
+        writeSymbol(256, into: &writer)
+        return [0x78, 0x01] + writer.finished() + Fixture.bigEndian(adler32(prefix: prefix, repeating: unit, times: times))
+    }
+
+    /// Adler-32 of `prefix` then `unit` repeated `times` times, the repetitions in closed form:
+    /// one maps (a, b) to (a + S, b + n·a + T) with S the byte sum and T = Σ (n − k)·unit[k].
+    static func adler32(prefix: [UInt8], repeating unit: [UInt8], times: Int) -> UInt32 {
+        let modulus = 65_521
+        var a = 1, b = 0
+        for byte in prefix {
+            a = (a + Int(byte)) % modulus
+            b = (b + a) % modulus
+        }
+        let n = unit.count % modulus
+        let sum = unit.reduce(0) { $0 + Int($1) } % modulus
+        let weighted = unit.enumerated().reduce(0) { ($0 + (unit.count - $1.offset) * Int($1.element)) % modulus }
+        let repeats = times % modulus
+        let pairs = (times * (times - 1) / 2) % modulus
+        let newB = (b + repeats * n % modulus * a + n * sum % modulus * pairs + repeats * weighted) % modulus
+        a = (a + repeats * sum) % modulus
+        return UInt32(newB << 16 | a)
     }
 }

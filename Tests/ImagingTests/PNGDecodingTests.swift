@@ -128,13 +128,14 @@ final class PNGDecodingTests: XCTestCase {
     }
 
     func testWideStripBeyondLibpngDefaultWidthLimitDecodes() throws {
-        // libpng's own default refuses rows over 1,000,000 pixels; our pixel limit governs instead.
+        // libpng's own default refuses rows over 1,000,000 pixels; our limits govern instead.
         let width = 1_200_000
         let file = Fixture.png(width: width, height: 1, depth: 1, colorType: PNG_COLOR_TYPE_GRAY,
                                samples: (0..<width).map { $0 % 2 })
-        let info = try ImageDecoder.info(file)
+        let limits = DecodeLimits(maxSide: width)
+        let info = try ImageDecoder.info(file, limits: limits)
         XCTAssertEqual(info, ImageInfo(format: .png, width: width, height: 1))
-        let image = try ImageDecoder.decode(file)
+        let image = try ImageDecoder.decode(file, limits: limits)
         XCTAssertEqual(image.pixel(0, 0), [0, 0, 0])
         XCTAssertEqual(image.pixel(width - 1, 0), [255, 255, 255])
     }

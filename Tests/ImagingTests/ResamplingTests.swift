@@ -63,4 +63,35 @@ final class ResamplingTests: XCTestCase {
             XCTAssertEqual(Double(single.pixels[channel]), mean.rounded(), accuracy: 0.5)
         }
     }
+
+    /// Area averaging is linear, so pixels may arrive in any order and in pieces: rows bottom
+    /// to top, split into interleaved columns as Adam7 passes deliver them, give the same sums.
+    func testAccumulatorIgnoresOrderAndSplitting() {
+        var generator = SeededGenerator(seed: 12)
+        let width = 23, height = 9
+        let pixels = (0..<(width * height * 3)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let image = RGBImage(width: width, height: height, pixels: pixels)
+        for (outputWidth, outputHeight) in [(5, 4), (46, 2), (1, 20)] {
+            let accumulator = AreaAverageAccumulator(sourceWidth: width, sourceHeight: height,
+                                                     outputWidth: outputWidth, outputHeight: outputHeight)
+            for y in (0..<height).reversed() {
+                for (firstX, step) in [(1, 3), (0, 3), (2, 3)] {
+                    let columns = Array(stride(from: firstX, to: width, by: step))
+                    let row = columns.flatMap { pixels[(3 * (y * width + $0))..<(3 * (y * width + $0) + 3)] }
+                    accumulator.add(row: row, y: y, firstX: firstX, xStep: step, count: columns.count)
+                }
+            }
+            XCTAssertEqual(accumulator.image(), image.resized(width: outputWidth, height: outputHeight))
+        }
+    }
+
+    /// The accumulator's memory is the output's sums and one output row, for any source size.
+    func testAccumulatorSizeDependsOnTheOutputOnly() {
+        let accumulator = AreaAverageAccumulator(sourceWidth: 1 << 20, sourceHeight: 1 << 20,
+                                                 outputWidth: 7, outputHeight: 3)
+        XCTAssertEqual(accumulator.sums.count, 7 * 3 * 3)
+        XCTAssertEqual(accumulator.rowSums.count, 7 * 3)
+        // At 2^40 pixels (the absolute pixel limit) a sum of 255s stays far inside Int.
+        XCTAssertLessThan(255 * (1 << 40), Int.max >> 8)
+    }
 }

@@ -139,11 +139,15 @@ final class RobustnessTests: XCTestCase {
 
     func testMessagesTellWhatToDo() {
         let errors: [ImagingError] = [.unsupportedFormat, .tooManyBytes(size: 100, limit: 10),
-                                      .tooManyPixels(width: 5, height: 6, limit: 20), .corrupt("Premature end of JPEG file")]
+                                      .tooManyPixels(width: 5, height: 6, limit: 20), .corrupt("Premature end of JPEG file"),
+                                      .sideTooLong(width: 1, height: 40_000_000, limit: 32_768),
+                                      .tooMuchMemory(width: 9000, height: 7000, limit: 1024)]
         for error in errors { XCTAssertTrue(error.description.hasSuffix("."), error.description) }
         XCTAssertTrue(errors[1].description.contains("100"))
         XCTAssertTrue(errors[2].description.contains("5×6"))
         XCTAssertTrue(errors[3].description.contains("Premature end of JPEG file"))
+        XCTAssertTrue(errors[4].description.contains("1×40000000") && errors[4].description.contains("32768"))
+        XCTAssertTrue(errors[5].description.contains("9000×7000") && errors[5].description.contains("1024 bytes"))
     }
 
     /// Hundreds of seeded mutations of valid files: each must decode or throw an `ImagingError`;
@@ -181,11 +185,17 @@ final class RobustnessTests: XCTestCase {
                 let to = Int.random(in: 3..<(bytes.count - length), using: &generator)
                 bytes.replaceSubrange(to..<(to + length), with: bytes[from..<(from + length)])
             }
+            // The streaming thumbnail must agree with the whole decode: the same thumbnail, or
+            // the same refusal, never a thumbnail of a file the decoder refuses.
+            let limits = DecodeLimits(maxPixels: 1_000_000)
+            let thumbnail = Result { try ImageDecoder.thumbnail(bytes, width: 7, height: 5, limits: limits) }
             do {
-                let image = try ImageDecoder.decode(bytes, limits: DecodeLimits(maxPixels: 1_000_000))
+                let image = try ImageDecoder.decode(bytes, limits: limits)
                 XCTAssertEqual(image.pixels.count, image.width * image.height * 3)
+                XCTAssertEqual(try thumbnail.get(), image.resized(width: 7, height: 5), "round \(round)")
                 decoded += 1
-            } catch is ImagingError {
+            } catch let error as ImagingError {
+                XCTAssertThrowsError(try thumbnail.get(), "round \(round)") { XCTAssertEqual($0 as? ImagingError, error) }
                 refused += 1
             }
         }
