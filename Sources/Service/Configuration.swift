@@ -36,6 +36,10 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var maxBytes = 33_554_432
         /// Width × height above which an image is refused before decoding (decompression bombs).
         public var maxPixels = 40_000_000
+        /// Longest side accepted, in pixels (a 1×40,000,000 strip is refused before decoding).
+        public var maxSide = 32_768
+        /// Memory libjpeg may use for one progressive JPEG's coefficients; larger ones get 413.
+        public var maxDecoderMemoryBytes = 268_435_456
         /// Thumbnail side in pixels; the encoders' input.
         public var inputSize = 32
         /// Largest metadata (`meta`) accepted with an upload, in UTF-8 bytes.
@@ -266,6 +270,8 @@ extension Configuration {
         try require(retrain.keepVersions >= 1, "retrain.keepVersions must be at least 1")
         try require(retrain.maxTrainingImages >= 1, "retrain.maxTrainingImages must be at least 1")
         try require(retrain.checkSeconds > 0, "retrain.checkSeconds must be positive")
+        try require(images.maxSide >= 1 && images.maxPixels >= 1 && images.maxDecoderMemoryBytes >= 1 << 20,
+                    "images.maxSide and images.maxPixels must be positive and images.maxDecoderMemoryBytes at least 1048576")
         try require(images.maxMetaBytes >= 2 && images.maxMetaBytes <= 1 << 20, "images.maxMetaBytes must be 2…1048576")
         try require(images.maxMetaDepth >= 1 && images.maxMetaDepth <= 64, "images.maxMetaDepth must be 1…64")
         do { try dsch.validate() } catch { throw ConfigurationError.invalid("dsch: \(error)") }

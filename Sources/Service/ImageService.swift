@@ -120,14 +120,15 @@ public final class ImageService: @unchecked Sendable {
         guard ImageFormat.detect(bytes) != nil else { throw ServiceError.from(ImagingError.unsupportedFormat) }
         do {
             let size = configuration.images.inputSize
-            return try ImageDecoder.decode(bytes, limits: decodeLimits).resized(width: size, height: size).pixels
+            return try ImageDecoder.thumbnail(bytes, width: size, height: size, limits: decodeLimits).pixels
         } catch let error as ImagingError {
             throw ServiceError.from(error)
         }
     }
 
     private var decodeLimits: DecodeLimits {
-        DecodeLimits(maxBytes: configuration.images.maxBytes, maxPixels: configuration.images.maxPixels)
+        DecodeLimits(maxBytes: configuration.images.maxBytes, maxPixels: configuration.images.maxPixels,
+                     maxSide: configuration.images.maxSide, maxDecoderMemoryBytes: configuration.images.maxDecoderMemoryBytes)
     }
 
     // MARK: Lookup and delete

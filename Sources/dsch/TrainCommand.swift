@@ -102,7 +102,7 @@ func folderThumbnails(_ folder: String, inputSize: Int) throws -> [[UInt8]] {
     for path in paths.sorted() {
         do {
             guard let bytes = FileManager.default.contents(atPath: path) else { continue }
-            thumbnails.append(try ImageDecoder.decode(Array(bytes)).resized(width: inputSize, height: inputSize).pixels)
+            thumbnails.append(try ImageDecoder.thumbnail(Array(bytes), width: inputSize, height: inputSize).pixels)
         } catch {
             FileHandle.standardError.write(Data("skipping \(path): \(error)\n".utf8))
         }

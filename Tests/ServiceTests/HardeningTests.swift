@@ -38,6 +38,22 @@ final class HardeningTests: XCTestCase {
         XCTAssertTrue(search.text.contains(#""meta":{"a":[[[1]]],"z":"[[[[["}"#), search.text)
     }
 
+    /// The 78 KB PNG that used to take the process down: a 1 × 40,000,000 strip passes the pixel
+    /// limit but not the side limit, and is refused before any pixel is decoded.
+    func testExtremeAspectRatiosAreRefusedBeforeDecoding() throws {
+        let running = try RunningServer()
+        defer { running.stop() }
+        for (width, height) in [(1, 40_000_000), (40_000_000, 1)] as [(UInt32, UInt32)] {
+            let header = TestImages.pngHeader(width: width, height: height)
+            for path in ["/v1/search", "/v1/images"] {
+                let response = try running.client.request("POST", path, body: header)
+                XCTAssertEqual(response.status, 413, "\(width)×\(height) to \(path): \(response.text)")
+                XCTAssertTrue(response.text.contains("32768"), response.text)
+            }
+        }
+        XCTAssertEqual(try running.server.service.store.imageCount(), 0)
+    }
+
     func testNestingDepthIgnoresEscapedQuotes() {
         XCTAssertEqual(MetadataPolicy.nestingDepth(Array(#"{"a":"\"[[[","b":{}}"#.utf8)), 2)
         XCTAssertEqual(MetadataPolicy.nestingDepth(Array("[]".utf8)), 1)
