@@ -40,7 +40,7 @@ final class NetworkPool: @unchecked Sendable {
 
 /// Trained network + sign, behind HashEncoder (kind "dsch"); safe to call `encode` from several threads.
 public struct DSCHEncoder: HashEncoder {
-    public let kind = "dsch"
+    public let kind = ModelKind.dsch
     public var bits: Int { configuration.bits }
     public var inputSize: Int { configuration.inputSize }
     /// The network's architecture.

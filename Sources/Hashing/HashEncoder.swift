@@ -3,8 +3,8 @@ import Foundation
 /// Something that turns thumbnails into binary codes. LSH, ITQ and DSCH all sit behind it, so the
 /// service never knows which kind of model is active.
 public protocol HashEncoder: Sendable {
-    /// The model kind stored in the `models` table ("lsh", "itq", "dsch").
-    var kind: String { get }
+    /// The model kind stored in the `models` table; `EncoderRegistry` loads and trains it.
+    var kind: ModelKind { get }
     /// Code length in bits.
     var bits: Int { get }
     /// Thumbnail side the encoder expects (input is `inputSize`×`inputSize` RGB, 8-bit, interleaved).

@@ -132,7 +132,7 @@ public struct ITQProjection: Sendable {
 /// Iterative quantisation over centred thumbnail pixels: the data-dependent linear baseline between LSH
 /// and DSCH, trained in seconds on the service's own images.
 public struct ITQEncoder: HashEncoder {
-    public let kind = "itq"
+    public let kind = ModelKind.itq
     public let bits: Int
     public let inputSize: Int
     public let model: ITQProjection
@@ -143,9 +143,12 @@ public struct ITQEncoder: HashEncoder {
         self.model = model
     }
 
+    /// Rotation iterations when a caller names none (the ITQ paper's 50).
+    public static let defaultIterations = 50
+
     /// Trains on thumbnails (`inputSize`×`inputSize` RGB bytes each).
     public static func train(
-        thumbnails: [[UInt8]], bits: Int, inputSize: Int, iterations: Int = 50, seed: UInt64 = 0x175,
+        thumbnails: [[UInt8]], bits: Int, inputSize: Int, iterations: Int = defaultIterations, seed: UInt64 = 0x175,
         normalizeRows: Bool = true
     ) throws -> ITQEncoder {
         let dimension = inputSize * inputSize * 3

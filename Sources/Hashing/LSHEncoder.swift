@@ -4,7 +4,7 @@ import Foundation
 /// centred thumbnail pixels. The cold-start model of the service: it needs no training, so an empty
 /// database can index and search from the first upload.
 public struct LSHEncoder: HashEncoder {
-    public let kind = "lsh"
+    public let kind = ModelKind.lsh
     public let bits: Int
     public let inputSize: Int
     public let seed: UInt64

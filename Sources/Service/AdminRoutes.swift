@@ -60,13 +60,13 @@ struct AdminRoutes {
             guard let text = request.pathParameters["id"], let id = Int64(text) else {
                 throw ServiceError.badRequest("the job id must be an integer")
             }
-            guard let job = try self.service.store.job(id: id) else { throw ServiceError.notFound("no job with id \(id)") }
+            guard let job = try self.service.job(id: id) else { throw ServiceError.notFound("no job with id \(id)") }
             return JSONBody.response(200, jobJSON(job))
         }
         router.add("GET", "/v1/admin/models") { request in
             try self.authorization.authorize(request)
-            let active = try self.service.store.activeModelVersion()
-            let models = try self.service.store.models().map { model -> JSONValue in
+            let active = try self.service.activeModelVersion()
+            let models = try self.service.models().map { model -> JSONValue in
                 var fields = modelFields(model)
                 fields["active"] = .bool(model.version == active)
                 return .object(fields)
@@ -78,13 +78,10 @@ struct AdminRoutes {
             guard let text = request.pathParameters["version"], let version = Int(text) else {
                 throw ServiceError.badRequest("the model version must be an integer")
             }
-            guard let record = try self.service.store.model(version: version), record.status != "building" else {
-                throw ServiceError.notFound("no finished model version \(version)")
-            }
             if self.worker.currentJobID != nil {
                 throw ServiceError.conflict("a retrain is running; activate a version after it ends")
             }
-            try self.service.activate(try self.service.loadModel(version: version))
+            let record = try self.service.activate(version: version)
             var fields = modelFields(record)
             fields["active"] = .bool(true)
             return JSONBody.response(200, .object(fields))
@@ -92,24 +89,17 @@ struct AdminRoutes {
     }
 
     private func retrain(_ request: HTTPRequest) throws -> HTTPResponse {
-        var settings: [String: Any] = [:]
-        if !request.body.isEmpty {
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(request.body))) as? [String: Any] else {
-                throw ServiceError.badRequest("the body must be a JSON object of training settings, e.g. {\"bits\":64,\"epochs\":20}")
-            }
-            settings = object
-        }
-        let kind = (settings.removeValue(forKey: "kind") as? String) ?? service.configuration.retrain.kind
         let result: (jobID: Int64, started: Bool)
         do {
-            result = try worker.start(kind: kind, settings: settings, reason: "admin request \(request.requestID)")
+            let retrain = try RetrainRequest(body: request.body, configuration: service.configuration)
+            result = try worker.start(retrain, reason: "admin request \(request.requestID)")
         } catch let error as RetrainError {
             throw ServiceError.badRequest(error.description)
         }
         guard result.started else {
             throw RetrainConflict(jobID: result.jobID)
         }
-        guard let job = try service.store.job(id: result.jobID) else { throw ServiceError.unavailable("the job row vanished") }
+        guard let job = try service.job(id: result.jobID) else { throw ServiceError.unavailable("the job row vanished") }
         var response = JSONBody.response(202, jobJSON(job))
         response.headers.add("Location", "/v1/admin/jobs/\(result.jobID)")
         return response
@@ -139,7 +129,7 @@ func jobJSON(_ job: JobRecord) -> JSONValue {
 /// A model row's fields; its settings and metrics are JSON the service wrote itself.
 func modelFields(_ model: ModelRecord) -> [String: JSONValue] {
     var fields: [String: JSONValue] = ["version": .int(model.version), "kind": .string(model.kind), "bits": .int(model.bits),
-                                       "status": .string(model.status), "created_at": .string(model.createdAt)]
+                                       "status": .string(model.status.rawValue), "created_at": .string(model.createdAt)]
     if JSONValue.isValid(model.configJSON) { fields["config"] = .raw(model.configJSON) }
     if let metrics = model.metricsJSON, JSONValue.isValid(metrics) { fields["metrics"] = .raw(metrics) }
     return fields

@@ -47,8 +47,9 @@ public struct Configuration: Codable, Equatable, Sendable {
         /// Deepest nesting of objects and arrays accepted in metadata.
         public var maxMetaDepth = 16
     }
-    /// The cold-start model made for an empty database.
+    /// Code length of every model, and the cold-start model made for an empty database.
     public struct Model: Codable, Equatable, Sendable {
+        /// Bits of every code, for every kind of model (a retrain request may ask for another length).
         public var bits = 64
         public var lshSeed = 24_301
     }
@@ -88,7 +89,8 @@ public struct Configuration: Codable, Equatable, Sendable {
     public var model = Model()
     public var search = Search()
     public var retrain = Retrain()
-    /// DSCH training settings used by retrains (a request may override any of them).
+    /// DSCH training settings used by retrains (a request may override any of them); the code length
+    /// is `model.bits`, not a DSCH setting of its own.
     public var dsch = DSCHSettings()
     public var admin = Admin()
 
@@ -138,14 +140,32 @@ public enum ConfigurationLoader {
             guard keys.contains(key) else { throw ConfigurationError.unknownKey(key, source: "the command line") }
             try set(key, text: value, in: &tree, source: "the command line")
         }
-        let configuration: Configuration
+        var configuration: Configuration
         do {
             configuration = try JSONDecoder().decode(Configuration.self, from: JSONSerialization.data(withJSONObject: tree))
         } catch {
             throw ConfigurationError.invalid("\(error)")
         }
+        configuration.dsch.bits = configuration.model.bits
         try configuration.validate()
         return configuration
+    }
+
+    /// Keys the encoded `Configuration` carries that are not settings of their own: `dsch.bits` is
+    /// always `model.bits`, the one code length of the service.
+    static let derivedKeys: [(section: String, key: String)] = [("dsch", "bits")]
+
+    /// A configuration as the JSON tree users see (`Config/default.json`, `dsch config`): derived keys left out.
+    public static func tree(of configuration: Configuration) throws -> [String: Any] {
+        guard var tree = try JSONSerialization.jsonObject(with: JSONEncoder().encode(configuration)) as? [String: Any] else {
+            throw ConfigurationError.invalid("the configuration did not encode as a JSON object")
+        }
+        for (section, key) in derivedKeys {
+            guard var values = tree[section] as? [String: Any] else { continue }
+            values[key] = nil
+            tree[section] = values
+        }
+        return tree
     }
 
     /// `server.maxBodyBytes` → `DSCH_SERVER_MAX_BODY_BYTES`; `admin.token` → `DSCH_ADMIN_TOKEN`.
@@ -163,8 +183,7 @@ public enum ConfigurationLoader {
 
     /// The defaults as a JSON tree, the shape every other layer must match.
     static func defaultTree() throws -> [String: Any] {
-        let data = try JSONEncoder().encode(Configuration())
-        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        try tree(of: Configuration())
     }
 
     /// Every dotted leaf key of a tree, sorted.
@@ -248,6 +267,11 @@ public enum ConfigurationLoader {
 }
 
 extension Configuration {
+    /// The training settings of a retrain with no overrides: `model.bits` is the one code length.
+    public var trainingSettings: TrainingSettings {
+        TrainingSettings(bits: model.bits, inputSize: images.inputSize, lshSeed: UInt64(model.lshSeed), dsch: dsch)
+    }
+
     /// Checks ranges that the types alone do not.
     public func validate() throws {
         func require(_ condition: Bool, _ message: String) throws {

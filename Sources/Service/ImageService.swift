@@ -47,7 +47,8 @@ public enum StartupError: Error, CustomStringConvertible, Equatable {
 /// The application without HTTP: ingest, lookup, delete and search over the store and the active model.
 public final class ImageService: @unchecked Sendable {
     public let configuration: Configuration
-    public let store: Store
+    /// The repository; only the service and its retrain worker use it, routes go through the methods below.
+    let store: ServiceStore
     let logger: Logger
     private let modelLock = NSLock()
     private var serving: ServingModel
@@ -61,12 +62,19 @@ public final class ImageService: @unchecked Sendable {
     private let membership = NSLock()
     private let metadataPolicy: MetadataPolicy
 
-    /// Opens the database, makes the cold-start model if there is none, and loads the active model's index.
-    public init(configuration: Configuration, logger: Logger) throws {
+    /// Opens the configured SQLite database, makes the cold-start model if there is none, and loads
+    /// the active model's index.
+    public convenience init(configuration: Configuration, logger: Logger) throws {
+        try self.init(configuration: configuration, store: try Store(path: configuration.database.path), logger: logger)
+    }
+
+    /// The service over `store` (closed again if start-up fails): makes the cold-start model if there
+    /// is none and loads the active model's index.
+    public init(configuration: Configuration, store: ServiceStore, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
+        self.store = store
         metadataPolicy = MetadataPolicy(maxBytes: configuration.images.maxMetaBytes, maxDepth: configuration.images.maxMetaDepth)
-        store = try Store(path: configuration.database.path)
         do {
             serving = try ImageService.loadActiveModel(store: store, configuration: configuration)
             try catchUp(serving)
@@ -74,7 +82,7 @@ public final class ImageService: @unchecked Sendable {
             store.close()
             throw error
         }
-        logger.info("model loaded", [("version", "\(serving.version)"), ("kind", serving.encoder.kind), ("bits", "\(serving.bits)"),
+        logger.info("model loaded", [("version", "\(serving.version)"), ("kind", serving.encoder.kind.rawValue), ("bits", "\(serving.bits)"),
                                      ("codes", "\(serving.count)")])
     }
 
@@ -218,8 +226,31 @@ public final class ImageService: @unchecked Sendable {
             if building === model { building = nil }
             modelLock.unlock()
         }
-        logger.info("model activated", [("version", "\(model.version)"), ("kind", model.encoder.kind), ("codes", "\(model.count)")])
+        logger.info("model activated", [("version", "\(model.version)"), ("kind", model.encoder.kind.rawValue), ("codes", "\(model.count)")])
     }
+
+    /// Activates a stored, finished version (a rollback): loads its encoder, fills its index from the
+    /// stored codes, encodes what is missing, then switches. Returns the version's row.
+    func activate(version: Int) throws -> ModelRecord {
+        guard let record = try store.model(version: version), record.status.isFinished else {
+            throw ServiceError.notFound("no finished model version \(version)")
+        }
+        try activate(try loadModel(version: version))
+        return record
+    }
+
+    // MARK: Reads for the admin API and metrics
+
+    /// Number of stored images.
+    public func imageCount() throws -> Int { try store.imageCount() }
+    /// Every model version, newest first, without weights.
+    public func models() throws -> [ModelRecord] { try store.models() }
+    /// The version the database names as active.
+    public func activeModelVersion() throws -> Int? { try store.activeModelVersion() }
+    /// One job.
+    public func job(id: Int64) throws -> JobRecord? { try store.job(id: id) }
+    /// Jobs by status.
+    public func jobCounts() throws -> [JobStatus: Int] { try store.jobCounts() }
 
     /// A serving model for a stored version, its index filled from stored codes plus any missing ones.
     func loadModel(version: Int) throws -> ServingModel {
@@ -239,7 +270,7 @@ public final class ImageService: @unchecked Sendable {
     static func servingModel(_ record: ModelRecord, configuration: Configuration) throws -> ServingModel {
         let encoder: HashEncoder
         do {
-            encoder = try EncoderFactory.encoder(kind: record.kind, weights: record.weights)
+            encoder = try EncoderRegistry.load(kind: ModelKind(rawValue: record.kind), data: record.weights)
         } catch {
             throw StartupError.unreadableModel(version: record.version, kind: record.kind, reason: "\(error)")
         }
@@ -252,16 +283,16 @@ public final class ImageService: @unchecked Sendable {
 
     /// Loads the active model (making the cold-start LSH model first if the database has none) and
     /// fills its index from the stored codes.
-    static func loadActiveModel(store: Store, configuration: Configuration) throws -> ServingModel {
+    static func loadActiveModel(store: ServiceStore, configuration: Configuration) throws -> ServingModel {
         let inputSize = configuration.images.inputSize
         if let stored = try store.thumbnails(afterID: 0, limit: 1).first, stored.thumbnail.count != inputSize * inputSize * 3 {
             throw StartupError.thumbnailSizeMismatch(configured: inputSize, storedBytes: stored.thumbnail.count)
         }
         if try store.activeModelVersion() == nil {
             let encoder = LSHEncoder(bits: configuration.model.bits, inputSize: inputSize, seed: UInt64(configuration.model.lshSeed))
-            let record = ModelRecord(version: 1, kind: encoder.kind, bits: encoder.bits,
+            let record = ModelRecord(version: 1, kind: encoder.kind.rawValue, bits: encoder.bits,
                                      configJSON: "{\"inputSize\":\(encoder.inputSize),\"seed\":\(encoder.seed)}",
-                                     weights: try encoder.serialized(), metricsJSON: nil, status: "active", createdAt: "")
+                                     weights: try encoder.serialized(), metricsJSON: nil, status: .active, createdAt: "")
             _ = try store.createInitialModel(record)
         }
         guard let active = try store.activeModelVersion() else { throw StartupError.missingActiveModel(version: 0) }
@@ -273,7 +304,7 @@ public final class ImageService: @unchecked Sendable {
 
     /// Adds every stored code of the model's version to its index; a stored code of the wrong length
     /// is left out (and re-encoded by the catch-up that follows) rather than trusted.
-    static func fill(_ model: ServingModel, store: Store) throws {
+    static func fill(_ model: ServingModel, store: ServiceStore) throws {
         for (imageID, bytes) in try store.codes(modelVersion: model.version) {
             guard let code = BinaryCode.words(bytes, bits: model.bits) else { continue }
             try model.add(id: imageID, code: code)

@@ -3,37 +3,15 @@ import Hashing
 import HammingIndex
 import Storage
 
-/// Trains a new encoder of one kind from stored thumbnails.
-public protocol ModelTrainer: Sendable {
-    /// The model kind it produces ("itq", "dsch", …).
-    var kind: String { get }
-    /// Trains on `thumbnails` (RGB, `inputSize`² each). `settings` are the request's overrides over the
-    /// configured training settings. `progress` takes a fraction in 0…1 and a short message; it throws
-    /// when the job is cancelled, and the trainer lets that error end the training.
-    func train(thumbnails: [[UInt8]], settings: [String: Any], progress: @escaping (Double, String) throws -> Void) throws -> TrainedModel
-}
-
-/// What a trainer hands back: the encoder, the settings it used and its training figures.
-public struct TrainedModel {
-    public var encoder: HashEncoder
-    public var configJSON: String
-    public var metricsJSON: String?
-    public init(encoder: HashEncoder, configJSON: String, metricsJSON: String?) {
-        self.encoder = encoder; self.configJSON = configJSON; self.metricsJSON = metricsJSON
-    }
-}
-
 /// A retrain that could not start or failed, with the reason for the job row and the client.
 public enum RetrainError: Error, CustomStringConvertible {
-    case unknownKind(String)
-    case tooFewImages(have: Int, need: Int)
+    case unknownKind(ModelKind)
     case invalidSettings(String)
     case cancelled
 
     public var description: String {
         switch self {
         case .unknownKind(let kind): return "no trainer for model kind '\(kind)'"
-        case .tooFewImages(let have, let need): return "training needs at least \(need) images, the database has \(have)"
         case .invalidSettings(let why): return "invalid training settings: \(why)"
         case .cancelled: return "cancelled: the service is shutting down"
         }
@@ -45,7 +23,8 @@ public enum RetrainError: Error, CustomStringConvertible {
 /// Search and uploads go on throughout; a failure leaves the previous version serving.
 public final class RetrainWorker: @unchecked Sendable {
     let service: ImageService
-    let trainers: [String: ModelTrainer]
+    let store: ServiceStore
+    let trainers: [ModelKind: ModelTrainer]
     let logger: Logger
     let metrics: Metrics
     private let queue = DispatchQueue(label: "dsch.retrain", qos: .utility)
@@ -53,9 +32,13 @@ public final class RetrainWorker: @unchecked Sendable {
     private var runningJobID: Int64?
     private var finishHandlers: [Int64: (Bool) -> Void] = [:]
     private var cancelled = false
+    private var automaticTimer: DispatchSourceTimer?
+    /// Image count at the last automatic retrain that failed, so a failing setup is not retried in a loop.
+    private var failedAutomaticAt: Int?
 
     public init(service: ImageService, trainers: [ModelTrainer], logger: Logger, metrics: Metrics) {
         self.service = service
+        store = service.store
         self.trainers = Dictionary(trainers.map { ($0.kind, $0) }, uniquingKeysWith: { first, _ in first })
         self.logger = logger
         self.metrics = metrics
@@ -63,8 +46,60 @@ public final class RetrainWorker: @unchecked Sendable {
 
     /// Marks jobs a previous process left running as failed and removes their half-written model.
     public func recoverInterruptedJobs() throws {
-        for job in try service.store.failInterruptedJobs(reason: "interrupted: the service stopped while the job ran") {
+        for job in try store.failInterruptedJobs(reason: "interrupted: the service stopped while the job ran") {
             logger.warning("retrain job marked failed after restart", [("job", "\(job.id)"), ("model_version", job.modelVersion.map(String.init) ?? "none")])
+        }
+    }
+
+    // MARK: Automatic retraining
+
+    /// Checks every `retrain.checkSeconds` whether a retrain is due (see `checkAutomaticRetrain`).
+    public func startAutomaticChecks() {
+        let interval = service.configuration.retrain.checkSeconds
+        let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
+        timer.schedule(deadline: .now() + interval, repeating: interval)
+        timer.setEventHandler { [weak self] in self?.checkAutomaticRetrain() }
+        timer.resume()
+        lock.lock()
+        automaticTimer = timer
+        lock.unlock()
+    }
+
+    /// Why a retrain is due now, or nil: no learned model of the configured kind yet and at least
+    /// `retrain.minImages` images, or `retrain.afterNewImages` images added since the active model's
+    /// training snapshot. A failed automatic retrain is not retried until that many more images arrive.
+    func automaticRetrainReason() throws -> (reason: String, imageCount: Int)? {
+        let settings = service.configuration.retrain
+        guard settings.automatic, currentJobID == nil else { return nil }
+        let count = try store.imageCount()
+        lock.lock()
+        let failedAt = failedAutomaticAt
+        lock.unlock()
+        if let failedAt, count < failedAt + settings.afterNewImages { return nil }
+        let models = try store.models()
+        let learned = models.contains { $0.kind == settings.kind && $0.status.isFinished }
+        if !learned {
+            return count >= settings.minImages ? ("\(count) images and no \(settings.kind) model yet", count) : nil
+        }
+        guard let active = try store.activeModelVersion(), let model = models.first(where: { $0.version == active }) else { return nil }
+        let added = try store.imageCount(afterID: model.trainedThroughImageID ?? 0)
+        return added >= settings.afterNewImages ? ("\(added) images added since model \(active) was trained", count) : nil
+    }
+
+    /// Starts a retrain when one is due (`automaticRetrainReason`).
+    public func checkAutomaticRetrain() {
+        do {
+            guard let (reason, count) = try automaticRetrainReason() else { return }
+            let job = try start(RetrainRequest(configuration: service.configuration), reason: reason)
+            guard job.started else { return }
+            onFinish(jobID: job.jobID) { [weak self] succeeded in
+                guard let self else { return }
+                self.lock.lock()
+                self.failedAutomaticAt = succeeded ? nil : count
+                self.lock.unlock()
+            }
+        } catch {
+            logger.error("automatic retrain check failed", [("reason", "\(error)")])
         }
     }
 
@@ -76,17 +111,16 @@ public final class RetrainWorker: @unchecked Sendable {
     }
 
     /// Queues a retrain, or returns the running job's id with `started == false`.
-    public func start(kind: String, settings: [String: Any], reason: String) throws -> (jobID: Int64, started: Bool) {
+    public func start(_ request: RetrainRequest, reason: String) throws -> (jobID: Int64, started: Bool) {
         lock.lock()
         defer { lock.unlock() }
         if let running = runningJobID { return (running, false) }
-        guard let trainer = trainers[kind] else { throw RetrainError.unknownKind(kind) }
+        guard let trainer = trainers[request.kind] else { throw RetrainError.unknownKind(request.kind) }
         if cancelled { throw RetrainError.cancelled }
-        let settingsJSON = String(decoding: try JSONSerialization.data(withJSONObject: settings, options: [.sortedKeys]), as: UTF8.self)
-        let jobID = try service.store.createJob(kind: kind, configJSON: settingsJSON)
+        let jobID = try store.createJob(kind: request.kind.rawValue, configJSON: request.overridesJSON)
         runningJobID = jobID
-        logger.info("retrain queued", [("job", "\(jobID)"), ("kind", kind), ("reason", reason)])
-        queue.async { self.run(jobID: jobID, trainer: trainer, settings: settings) }
+        logger.info("retrain queued", [("job", "\(jobID)"), ("kind", request.kind.rawValue), ("reason", reason)])
+        queue.async { self.run(jobID: jobID, trainer: trainer, settings: request.settings) }
         return (jobID, true)
     }
 
@@ -102,6 +136,8 @@ public final class RetrainWorker: @unchecked Sendable {
     public func cancelAndWait() {
         lock.lock()
         cancelled = true
+        automaticTimer?.cancel()
+        automaticTimer = nil
         lock.unlock()
         queue.sync {}
     }
@@ -112,8 +148,7 @@ public final class RetrainWorker: @unchecked Sendable {
         if cancelled { throw RetrainError.cancelled }
     }
 
-    private func run(jobID: Int64, trainer: ModelTrainer, settings: [String: Any]) {
-        let store = service.store
+    private func run(jobID: Int64, trainer: ModelTrainer, settings: TrainingSettings) {
         let started = Date()
         var newVersion: Int?
         var succeeded = false
@@ -130,20 +165,17 @@ public final class RetrainWorker: @unchecked Sendable {
             let thumbnails = try loadThumbnails(through: snapshotID)
             let trained = try trainer.train(thumbnails: thumbnails, settings: settings) { fraction, message in
                 try self.checkCancelled()
-                try? store.updateJob(id: jobID, status: nil, progress: RetrainWorker.trainingShare * min(max(fraction, 0), 1), message: message, modelVersion: nil)
+                try? self.store.updateJob(id: jobID, status: nil, progress: RetrainWorker.trainingShare * min(max(fraction, 0), 1), message: message, modelVersion: nil)
             }
             let trainingSeconds = Date().timeIntervalSince(started)
             metrics.increment("dsch_training_seconds_total", by: trainingSeconds)
 
             let version = try store.maxModelVersion() + 1
             newVersion = version
-            var config = (try? JSONSerialization.jsonObject(with: Data(trained.configJSON.utf8))) as? [String: Any] ?? [:]
-            config["trainedThroughImageID"] = snapshotID
-            config["trainingImages"] = thumbnails.count
-            let record = ModelRecord(version: version, kind: trained.encoder.kind, bits: trained.encoder.bits,
-                                     configJSON: String(decoding: try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]), as: UTF8.self),
-                                     weights: try trained.encoder.serialized(), metricsJSON: trained.metricsJSON,
-                                     status: "building", createdAt: "")
+            let record = ModelRecord(version: version, kind: trained.encoder.kind.rawValue, bits: trained.encoder.bits,
+                                     configJSON: trained.settingsJSON, weights: try trained.encoder.serialized(),
+                                     metricsJSON: trained.metricsJSON, status: .building, createdAt: "",
+                                     trainedThroughImageID: snapshotID)
             try store.insertModel(record, forJob: jobID, progress: RetrainWorker.trainingShare, message: "encoding images")
 
             let model = try ServingModel(version: version, encoder: trained.encoder)
@@ -174,18 +206,17 @@ public final class RetrainWorker: @unchecked Sendable {
     /// An even sample of at most `retrain.maxTrainingImages` thumbnails up to the snapshot: the ids are
     /// chosen first, so only the sampled thumbnails are ever read, however large the collection.
     private func loadThumbnails(through snapshotID: Int64) throws -> [[UInt8]] {
-        var ids = try service.store.imageIDs(through: snapshotID)
+        var ids = try store.imageIDs(through: snapshotID)
         let cap = service.configuration.retrain.maxTrainingImages
         if ids.count > cap {
             // An even stride keeps the sample spread over the whole collection, old and new.
             let step = Double(ids.count) / Double(cap)
             ids = (0..<cap).map { ids[Int(Double($0) * step)] }
         }
-        return try service.store.thumbnails(ids: ids).map(\.thumbnail)
+        return try store.thumbnails(ids: ids).map(\.thumbnail)
     }
 
     private func encodeAll(into model: ServingModel, through snapshotID: Int64, jobID: Int64) throws {
-        let store = service.store
         let total = max(try store.imageCount(), 1)
         var cursor: Int64 = 0
         var done = 0
@@ -204,9 +235,8 @@ public final class RetrainWorker: @unchecked Sendable {
 
     /// Drops the codes of models beyond the newest `keep` (never the active one); the model rows stay.
     private func prune(keep: Int) throws {
-        let store = service.store
         let active = try store.activeModelVersion()
-        let versions = try store.models().filter { $0.status != "pruned" }.map(\.version).sorted(by: >)
+        let versions = try store.models().filter { $0.status != .pruned }.map(\.version).sorted(by: >)
         for version in versions.dropFirst(max(keep, 1)) where version != active {
             try store.pruneCodes(modelVersion: version)
         }

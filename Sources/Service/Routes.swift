@@ -53,7 +53,7 @@ public struct Routes {
     private func gauges() throws -> [(name: String, help: String, value: Double)] {
         let model = service.currentModel
         return [
-            ("dsch_images_indexed", "Images stored in the database.", Double(try service.store.imageCount())),
+            ("dsch_images_indexed", "Images stored in the database.", Double(try service.imageCount())),
             ("dsch_index_size", "Codes in the in-memory index of the active model.", Double(model.count)),
             ("dsch_active_model_version", "Version of the model answering searches.", Double(model.version)),
             ("dsch_active_model_bits", "Code length of the active model.", Double(model.bits)),
@@ -62,9 +62,9 @@ public struct Routes {
 
     /// Retrain jobs by status, one series per status so that dashboards see zeros too.
     private func jobGauges() throws -> [(name: String, help: String, value: Double)] {
-        let counts = try service.store.jobCounts()
-        return ["queued", "running", "succeeded", "failed"].map { status in
-            ("dsch_retrain_jobs{status=\"\(status)\"}", "Retrain jobs by status.", Double(counts[status] ?? 0))
+        let counts = try service.jobCounts()
+        return JobStatus.allCases.map { status in
+            ("dsch_retrain_jobs{status=\"\(status.rawValue)\"}", "Retrain jobs by status.", Double(counts[status] ?? 0))
         }
     }
 

@@ -9,16 +9,13 @@ public final class DschServer: @unchecked Sendable {
     private let server: HTTPServer
     private let logger: Logger
     private let tokenFile: String?
-    private var retrainTimer: DispatchSourceTimer?
-    /// Image count at the last automatic retrain that failed, so a failing setup is not retried in a loop.
-    private var failedAutomaticAt: Int?
 
     /// Opens the database, recovers interrupted retrains and prepares the routes; `start()` begins
     /// listening. `trainers` defaults to every kind the service can train.
     public init(configuration: Configuration, logger: Logger = Logger(), trainers: [ModelTrainer]? = nil) throws {
         self.logger = logger
         service = try ImageService(configuration: configuration, logger: logger)
-        worker = RetrainWorker(service: service, trainers: trainers ?? Trainers.all(configuration: configuration, logger: logger),
+        worker = RetrainWorker(service: service, trainers: trainers ?? Trainers.all(),
                                logger: logger, metrics: metrics)
         try worker.recoverInterruptedJobs()
         let admin = try AdminToken.resolve(configuration: configuration)
@@ -55,42 +52,7 @@ public final class DschServer: @unchecked Sendable {
         logger.info("listening", [("host", service.configuration.server.host), ("port", "\(server.port)"),
                                   ("database", service.configuration.database.path)])
         if let tokenFile { logger.info("admin token", [("file", tokenFile)]) }
-        let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
-        let interval = service.configuration.retrain.checkSeconds
-        timer.schedule(deadline: .now() + interval, repeating: interval)
-        timer.setEventHandler { [weak self] in self?.checkAutomaticRetrain() }
-        timer.resume()
-        retrainTimer = timer
-    }
-
-    /// Starts a retrain when no learned model exists and enough images do, or when enough images
-    /// arrived since the active model was trained.
-    public func checkAutomaticRetrain() {
-        let settings = service.configuration.retrain
-        guard settings.automatic, worker.currentJobID == nil else { return }
-        do {
-            let store = service.store
-            let count = try store.imageCount()
-            if let failedAt = failedAutomaticAt, count < failedAt + settings.afterNewImages { return }
-            let models = try store.models()
-            let learned = models.contains { $0.kind == settings.kind && $0.status != "building" }
-            var reason: String?
-            if !learned {
-                if count >= settings.minImages { reason = "\(count) images and no \(settings.kind) model yet" }
-            } else if let active = try store.activeModelVersion(), let model = models.first(where: { $0.version == active }) {
-                let config = (try? JSONSerialization.jsonObject(with: Data(model.configJSON.utf8))) as? [String: Any]
-                let through = (config?["trainedThroughImageID"] as? NSNumber)?.int64Value ?? 0
-                let added = try store.imageCount(afterID: through)
-                if added >= settings.afterNewImages { reason = "\(added) images added since model \(active) was trained" }
-            }
-            guard let reason else { return }
-            let job = try worker.start(kind: settings.kind, settings: [:], reason: reason)
-            worker.onFinish(jobID: job.jobID) { [weak self] succeeded in
-                self?.failedAutomaticAt = succeeded ? nil : count
-            }
-        } catch {
-            logger.error("automatic retrain check failed", [("reason", "\(error)")])
-        }
+        worker.startAutomaticChecks()
     }
 
     /// The bound port.
@@ -99,7 +61,6 @@ public final class DschServer: @unchecked Sendable {
     /// Finishes in-flight requests, then closes the database.
     public func shutdown() {
         logger.info("shutting down")
-        retrainTimer?.cancel()
         server.shutdown(timeout: service.configuration.server.shutdownGraceSeconds)
         worker.cancelAndWait()
         service.close()

@@ -36,16 +36,3 @@ public final class ServingModel: @unchecked Sendable {
         try lock.reading { try index.search(query, k: k, maxDistance: maxDistance, excluding: excluding) }
     }
 }
-
-/// Builds encoders from stored model rows, by kind.
-public enum EncoderFactory {
-    /// The encoder a `models` row describes.
-    public static func encoder(kind: String, weights: [UInt8]) throws -> HashEncoder {
-        switch kind {
-        case "lsh": return try LSHEncoder.load(weights)
-        case "itq": return try ITQEncoder.load(weights)
-        case "dsch": return try DSCHEncoder.load(weights)
-        default: throw HashEncoderError.unknownKind(kind)
-        }
-    }
-}

@@ -1,82 +1,64 @@
 import Foundation
 import Hashing
 
+/// Trains a new encoder of one kind from stored thumbnails; the retrain worker's seam (tests wrap it).
+public protocol ModelTrainer: Sendable {
+    /// The model kind it produces.
+    var kind: ModelKind { get }
+    /// Trains on `thumbnails` (RGB, `settings.inputSize`² each). `progress` takes a fraction in 0…1 and a
+    /// short message; it throws when the job is cancelled, and the trainer lets that error end training.
+    func train(thumbnails: [[UInt8]], settings: TrainingSettings, progress: @escaping (Double, String) throws -> Void) throws -> TrainedEncoder
+}
+
+/// A kind's trainer as the encoder registry defines it.
+struct RegisteredTrainer: ModelTrainer {
+    let entry: EncoderKindEntry
+    var kind: ModelKind { entry.kind }
+
+    func train(thumbnails: [[UInt8]], settings: TrainingSettings, progress: @escaping (Double, String) throws -> Void) throws -> TrainedEncoder {
+        try entry.train(thumbnails, settings, progress)
+    }
+}
+
 /// The trainers the service offers, by kind.
 public enum Trainers {
-    /// Every kind the service can train with the configured settings.
-    public static func all(configuration: Configuration, logger: Logger) -> [ModelTrainer] {
-        [DSCHModelTrainer(configuration: configuration), ITQTrainer(configuration: configuration)]
-    }
+    /// Every kind the encoder registry can train.
+    public static func all() -> [ModelTrainer] { EncoderRegistry.entries.map { RegisteredTrainer(entry: $0) } }
 }
 
-/// Reads typed values out of a retrain request's JSON settings, refusing unknown keys.
-struct TrainingSettings {
-    private let values: [String: Any]
+/// A retrain request decoded once, where it enters the service: the kind and the typed settings.
+public struct RetrainRequest: Sendable {
+    public var kind: ModelKind
+    public var settings: TrainingSettings
+    /// The overrides as sent (canonical JSON), recorded on the job.
+    public var overridesJSON: String
 
-    init(_ values: [String: Any], allowed: Set<String>) throws {
-        if let unknown = values.keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw RetrainError.invalidSettings("unknown setting '\(unknown)'; allowed: \(allowed.sorted().joined(separator: ", "))")
+    /// The configured kind and settings with no overrides (automatic retrains).
+    public init(configuration: Configuration) {
+        kind = ModelKind(rawValue: configuration.retrain.kind)
+        settings = configuration.trainingSettings
+        overridesJSON = "{}"
+    }
+
+    /// A request body (a JSON object, possibly empty): `kind` picks the model kind, every other key
+    /// overrides one of that kind's training settings.
+    public init(body: [UInt8], configuration: Configuration) throws {
+        var overrides: [String: Any] = [:]
+        if !body.isEmpty {
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+                throw RetrainError.invalidSettings("the body must be a JSON object of training settings, e.g. {\"bits\":64,\"epochs\":20}")
+            }
+            overrides = object
         }
-        self.values = values
-    }
-
-    func int(_ key: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
-        guard let raw = values[key] else { return fallback }
-        guard let number = raw as? NSNumber, let value = Int(exactly: number.doubleValue), range.contains(value) else {
-            throw RetrainError.invalidSettings("'\(key)' must be an integer in \(range.lowerBound)…\(range.upperBound)")
-        }
-        return value
-    }
-
-    func double(_ key: String, default fallback: Double, range: ClosedRange<Double>) throws -> Double {
-        guard let raw = values[key] else { return fallback }
-        guard let value = (raw as? NSNumber)?.doubleValue, range.contains(value) else {
-            throw RetrainError.invalidSettings("'\(key)' must be a number in \(range.lowerBound)…\(range.upperBound)")
-        }
-        return value
-    }
-}
-
-/// Iterative quantisation (PCA then a learned rotation): seconds to train, a solid baseline.
-struct ITQTrainer: ModelTrainer {
-    let configuration: Configuration
-    var kind: String { "itq" }
-
-    func train(thumbnails: [[UInt8]], settings: [String: Any], progress: @escaping (Double, String) throws -> Void) throws -> TrainedModel {
-        let options = try TrainingSettings(settings, allowed: ["bits", "iterations"])
-        let bits = try options.int("bits", default: configuration.model.bits, range: 8...1024)
-        guard bits % 8 == 0 else { throw RetrainError.invalidSettings("'bits' must be a multiple of 8") }
-        let iterations = try options.int("iterations", default: 50, range: 1...1000)
-        guard thumbnails.count >= bits else { throw RetrainError.tooFewImages(have: thumbnails.count, need: bits) }
-        try progress(0, "training ITQ on \(thumbnails.count) images")
-        let encoder = try ITQEncoder.train(thumbnails: thumbnails, bits: bits, inputSize: configuration.images.inputSize, iterations: iterations)
-        try progress(1, "ITQ trained")
-        return TrainedModel(encoder: encoder, configJSON: "{\"bits\":\(bits),\"iterations\":\(iterations)}", metricsJSON: nil)
-    }
-}
-
-/// Deep Semantic Components Hashing: the configured `dsch` settings with the request's overrides.
-struct DSCHModelTrainer: ModelTrainer {
-    let configuration: Configuration
-    var kind: String { "dsch" }
-
-    func train(thumbnails: [[UInt8]], settings: [String: Any], progress: @escaping (Double, String) throws -> Void) throws -> TrainedModel {
-        let resolved: DSCHSettings
+        let kindValue = overrides.removeValue(forKey: "kind")
+        if let kindValue, !(kindValue is String) { throw RetrainError.invalidSettings("'kind' must be a string such as \"dsch\" or \"itq\"") }
+        kind = (kindValue as? String).map(ModelKind.init(rawValue:)) ?? ModelKind(rawValue: configuration.retrain.kind)
         do {
-            resolved = try DSCHSettings.decode(overrides: settings, base: configuration.dsch)
+            settings = try EncoderRegistry.settings(for: kind, overrides: overrides, base: configuration.trainingSettings)
         } catch {
             throw RetrainError.invalidSettings("\(error)")
         }
-        try progress(0, "training DSCH on \(thumbnails.count) images, \(resolved.epochs) epochs")
-        let started = Date()
-        var history: [[String: Any]] = []
-        let encoder = try DSCHTrainer(settings: resolved, inputSize: configuration.images.inputSize).train(thumbnails: thumbnails) { report in
-            history.append(["epoch": report.epoch, "seconds": report.seconds, "losses": report.losses])
-            try progress(Double(report.epoch) / Double(report.epochs), report.summary)
-        }
-        let metrics: [String: Any] = ["trainingSeconds": Date().timeIntervalSince(started), "trainingImages": thumbnails.count, "epochs": history]
-        return TrainedModel(encoder: encoder,
-                            configJSON: String(decoding: try JSONEncoder().encode(resolved), as: UTF8.self),
-                            metricsJSON: String(decoding: try JSONSerialization.data(withJSONObject: metrics, options: [.sortedKeys]), as: UTF8.self))
+        let data = try JSONSerialization.data(withJSONObject: overrides, options: [.sortedKeys, .withoutEscapingSlashes])
+        overridesJSON = String(decoding: data, as: UTF8.self)
     }
 }

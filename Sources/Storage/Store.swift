@@ -122,19 +122,38 @@ public struct NewImage: Sendable {
     }
 }
 
+/// Where a model version is in its life; the `models.status` column holds the raw value.
+public enum ModelStatus: String, Sendable, CaseIterable {
+    /// Written by a retrain that has not finished encoding; never served.
+    case building
+    /// The version answering searches.
+    case active
+    /// A finished version kept (with its codes) for rollback.
+    case inactive
+    /// A finished version whose codes were dropped; activating it re-encodes every image.
+    case pruned
+
+    /// Whether the version finished training and can be activated.
+    public var isFinished: Bool { self != .building }
+}
+
 /// A model version row.
 public struct ModelRecord: Equatable, Sendable {
     public var version: Int
+    /// The kind's registered name (the storage layer does not know the encoders).
     public var kind: String
     public var bits: Int
     public var configJSON: String
     public var weights: [UInt8]
     public var metricsJSON: String?
-    public var status: String
+    public var status: ModelStatus
     public var createdAt: String
-    public init(version: Int, kind: String, bits: Int, configJSON: String, weights: [UInt8], metricsJSON: String?, status: String, createdAt: String) {
+    /// The newest image id the model was trained on (nil for data-independent models).
+    public var trainedThroughImageID: Int64?
+    public init(version: Int, kind: String, bits: Int, configJSON: String, weights: [UInt8], metricsJSON: String?, status: ModelStatus,
+                createdAt: String, trainedThroughImageID: Int64? = nil) {
         self.version = version; self.kind = kind; self.bits = bits; self.configJSON = configJSON; self.weights = weights
-        self.metricsJSON = metricsJSON; self.status = status; self.createdAt = createdAt
+        self.metricsJSON = metricsJSON; self.status = status; self.createdAt = createdAt; self.trainedThroughImageID = trainedThroughImageID
     }
 }
 
@@ -152,7 +171,7 @@ public struct InsertResult: Equatable, Sendable {
 /// Reads use a small pool of separate connections: in WAL mode they see the last committed state and
 /// never wait for the writer. A private in-memory database (":memory:") cannot be shared between
 /// connections, so there reads go through the writer's queue as well.
-public final class Store: @unchecked Sendable {
+public final class Store: ServiceStore, @unchecked Sendable {
     /// Key of the active model version in `settings`.
     static let activeModelKey = "active_model_version"
     /// SQL for "now" in the format of the `created_at` columns.
@@ -421,10 +440,11 @@ public final class Store: @unchecked Sendable {
 
     private static func insert(_ model: ModelRecord, into database: Database) throws {
         try database.run("""
-            INSERT INTO models (version, kind, bits, config, weights, metrics, status, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, coalesce(nullif(?, ''), \(Self.now)))
+            INSERT INTO models (version, kind, bits, config, weights, metrics, status, created_at, trained_through_image_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, coalesce(nullif(?, ''), \(Self.now)), ?)
             """, [.int(model.version), .text(model.kind), .int(model.bits), .text(model.configJSON), .blob(model.weights),
-                  .optionalText(model.metricsJSON), .text(model.status), .text(model.createdAt)])
+                  .optionalText(model.metricsJSON), .text(model.status.rawValue), .text(model.createdAt),
+                  model.trainedThroughImageID.map { .integer($0) } ?? .null])
     }
 
     private static func activeVersion(_ database: Database) throws -> Int? {
@@ -442,17 +462,20 @@ public final class Store: @unchecked Sendable {
             """, [.text(activeModelKey), .text(String(version))])
     }
 
-    private static let modelColumns = "version, kind, bits, config, metrics, status, created_at"
+    private static let modelColumns = "version, kind, bits, config, metrics, status, created_at, trained_through_image_id"
 
+    /// A row's status; a value this build does not know (written by hand or by another version)
+    /// reads as inactive, so it is listed but never served without an explicit activation.
     private static func modelRecord(_ row: Statement, weights: [UInt8]) -> ModelRecord {
         ModelRecord(version: row.int(0), kind: row.string(1), bits: row.int(2), configJSON: row.string(3), weights: weights,
-                    metricsJSON: row.optionalString(4), status: row.string(5), createdAt: row.string(6))
+                    metricsJSON: row.optionalString(4), status: ModelStatus(rawValue: row.string(5)) ?? .inactive,
+                    createdAt: row.string(6), trainedThroughImageID: row.isNull(7) ? nil : row.int64(7))
     }
 
     /// One model version with its weights, nil when unknown.
     public func model(version: Int) throws -> ModelRecord? {
         try read { try $0.queryFirst("SELECT \(Self.modelColumns), weights FROM models WHERE version = ?", [.int(version)]) {
-            Self.modelRecord($0, weights: $0.blob(7))
+            Self.modelRecord($0, weights: $0.blob(8))
         } }
     }
 
@@ -466,9 +489,9 @@ public final class Store: @unchecked Sendable {
         try read { Int(try $0.queryScalarInt("SELECT max(version) FROM models") ?? 0) }
     }
 
-    /// Sets a model's status text (for example "training", "ready", "failed").
-    public func setModelStatus(version: Int, status: String) throws {
-        let changed = try write { try $0.run("UPDATE models SET status = ? WHERE version = ?", [.text(status), .int(version)]) }
+    /// Sets a model's status.
+    public func setModelStatus(version: Int, status: ModelStatus) throws {
+        let changed = try write { try $0.run("UPDATE models SET status = ? WHERE version = ?", [.text(status.rawValue), .int(version)]) }
         if changed == 0 { throw StoreError.unknownModelVersion(version) }
     }
 
@@ -588,9 +611,13 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Number of jobs in each status (statuses with no job are absent).
-    public func jobCounts() throws -> [String: Int] {
+    public func jobCounts() throws -> [JobStatus: Int] {
         try read { database in
-            Dictionary(uniqueKeysWithValues: try database.query("SELECT status, count(*) FROM jobs GROUP BY status") { ($0.string(0), $0.int(1)) })
+            var counts: [JobStatus: Int] = [:]
+            for (status, count) in try database.query("SELECT status, count(*) FROM jobs GROUP BY status", row: { ($0.string(0), $0.int(1)) }) {
+                if let status = JobStatus(rawValue: status) { counts[status] = count }
+            }
+            return counts
         }
     }
 

@@ -169,9 +169,9 @@ func printConfiguration(_ arguments: [String]) throws {
         print("Usage: dsch config [--config FILE]\n\nPrints every setting as the service would use it; with no file and no DSCH_* variables this is Config/default.json.")
         return
     }
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(try configuration(options, flagKeys: [:])), as: UTF8.self))
+    let tree = try ConfigurationLoader.tree(of: try configuration(options, flagKeys: [:]))
+    let data = try JSONSerialization.data(withJSONObject: tree, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    print(String(decoding: data, as: UTF8.self))
 }
 
 func bench(_ arguments: [String]) throws {

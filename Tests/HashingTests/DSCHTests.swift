@@ -248,7 +248,7 @@ final class DSCHEncoderTests: XCTestCase {
         XCTAssertEqual(encoder.averagesMirrorImages, mirrorAveraged)
         let bytes = try encoder.serialized()
         let loaded = try DSCHEncoder.load(bytes)
-        XCTAssertEqual(loaded.kind, "dsch")
+        XCTAssertEqual(loaded.kind, .dsch)
         XCTAssertEqual(loaded.bits, 16)
         XCTAssertEqual(loaded.inputSize, 16)
         XCTAssertEqual(loaded.configuration, encoder.configuration)

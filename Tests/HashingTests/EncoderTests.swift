@@ -88,7 +88,7 @@ final class EncoderTests: XCTestCase {
         var generator = SplitMix64(seed: 2)
         let thumbnails = (0..<40).map { _ in (0..<(4 * 4 * 3)).map { _ in UInt8(generator.next() % 256) } }
         let encoder = try ITQEncoder.train(thumbnails: thumbnails, bits: 8, inputSize: 4, iterations: 10)
-        XCTAssertEqual(encoder.kind, "itq")
+        XCTAssertEqual(encoder.kind, .itq)
         let loaded = try ITQEncoder.load(encoder.serialized())
         XCTAssertEqual(loaded.bits, 8)
         XCTAssertEqual(loaded.inputSize, 4)

@@ -145,9 +145,9 @@ final class HardeningTests: XCTestCase {
             ids.append(Int64(try XCTUnwrap(response.json["id"] as? Int)))
         }
         let encoder = LSHEncoder(bits: 64, inputSize: 32, seed: 7)
-        let record = ModelRecord(version: 2, kind: encoder.kind, bits: 64, configJSON: "{}", weights: try encoder.serialized(),
-                                 metricsJSON: nil, status: "building", createdAt: "")
-        try service.store.insertModel(record)
+        let record = ModelRecord(version: 2, kind: encoder.kind.rawValue, bits: 64, configJSON: "{}", weights: try encoder.serialized(),
+                                 metricsJSON: nil, status: .building, createdAt: "")
+        try (service.store as! Store).insertModel(record)
         let building = try ServingModel(version: 2, encoder: encoder)
         // The worker read a page of thumbnails; then image 2 was deleted before the codes were written.
         let page = try service.store.thumbnails(afterID: 0, limit: 10)

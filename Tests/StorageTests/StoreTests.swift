@@ -23,7 +23,7 @@ final class StoreTests: XCTestCase {
 
     private func model(_ version: Int, bits: Int = 64) -> ModelRecord {
         ModelRecord(version: version, kind: "lsh", bits: bits, configJSON: #"{"seed":1}"#, weights: [1, 2, 3, UInt8(version)],
-                    metricsJSON: nil, status: "ready", createdAt: "")
+                    metricsJSON: nil, status: .inactive, createdAt: "")
     }
 
     private func newImage(_ seed: Int, metadata: String? = nil) -> NewImage {
@@ -140,7 +140,7 @@ final class StoreTests: XCTestCase {
         try forEachStore { store, kind in
             XCTAssertTrue(try store.createInitialModel(model(1)), kind)
             XCTAssertEqual(try store.activeModelVersion(), 1, kind)
-            XCTAssertEqual(try store.model(version: 1)?.status, "active", kind)
+            XCTAssertEqual(try store.model(version: 1)?.status, .active, kind)
             XCTAssertFalse(try store.createInitialModel(model(2)), "a database with an active model is left alone (\(kind))")
             XCTAssertNil(try store.model(version: 2), kind)
             // A failure inside the transaction (here a duplicate version) leaves no half-made state.
@@ -169,7 +169,7 @@ final class StoreTests: XCTestCase {
             try store.putCodes([(imageID: image, code: [2])], modelVersion: 2)
             XCTAssertThrowsError(try store.pruneCodes(modelVersion: 1), kind) { XCTAssertEqual($0 as? StoreError, .modelIsActive(1)) }
             try store.pruneCodes(modelVersion: 2)
-            XCTAssertEqual(try store.model(version: 2)?.status, "pruned", kind)
+            XCTAssertEqual(try store.model(version: 2)?.status, .pruned, kind)
             XCTAssertTrue(try store.codes(modelVersion: 2).isEmpty, kind)
             XCTAssertEqual(try store.codes(modelVersion: 1).count, 1, kind)
         }
@@ -191,6 +191,27 @@ final class StoreTests: XCTestCase {
             XCTAssertTrue(try store.codes(modelVersion: 2).isEmpty, kind)
             XCTAssertNotNil(try store.model(version: 1), "the active model stays (\(kind))")
         }
+    }
+
+    /// Migration 2 moves the training watermark out of the config JSON into its own column.
+    func testWatermarkMigrationBackfillsFromConfig() throws {
+        let path = try makeTemporaryDirectory(self).appendingPathComponent("old.sqlite").path
+        let first = try MigrationRunner.bundledMigrations().filter { $0.id == 1 }
+        let old = try Store(path: path, migrations: first)
+        let database = try Database(path: path)
+        try database.run("""
+            INSERT INTO models (version, kind, bits, config, weights, status)
+            VALUES (1, 'lsh', 64, '{"seed":1}', x'00', 'active'), (2, 'itq', 64, '{"trainedThroughImageID":41}', x'00', 'inactive')
+            """)
+        database.close()
+        old.close()
+        let store = try Store(path: path)
+        defer { store.close() }
+        XCTAssertNil(try store.model(version: 1)?.trainedThroughImageID)
+        XCTAssertEqual(try store.model(version: 2)?.trainedThroughImageID, 41)
+        try store.insertModel(ModelRecord(version: 3, kind: "itq", bits: 64, configJSON: "{}", weights: [1], metricsJSON: nil,
+                                          status: .building, createdAt: "", trainedThroughImageID: 99))
+        XCTAssertEqual(try store.models().first?.trainedThroughImageID, 99)
     }
 
     func testThumbnailsPageByID() throws {
@@ -229,15 +250,15 @@ final class StoreTests: XCTestCase {
             try store.setActiveModelVersion(1)
             try store.setActiveModelVersion(2)
             XCTAssertEqual(try store.activeModelVersion(), 2, kind)
-            XCTAssertEqual(try store.models().map(\.status), ["active", "inactive"], kind)
+            XCTAssertEqual(try store.models().map(\.status), [.active, .inactive], kind)
             XCTAssertThrowsError(try store.setActiveModelVersion(9)) { XCTAssertEqual($0 as? StoreError, .unknownModelVersion(9)) }
             XCTAssertEqual(try store.activeModelVersion(), 2, kind)
 
             try store.setModelMetrics(version: 1, metricsJSON: #"{"map":0.5}"#)
-            try store.setModelStatus(version: 1, status: "retired")
+            try store.setModelStatus(version: 1, status: .pruned)
             XCTAssertEqual(try store.model(version: 1)?.metricsJSON, #"{"map":0.5}"#, kind)
-            XCTAssertEqual(try store.model(version: 1)?.status, "retired", kind)
-            XCTAssertThrowsError(try store.setModelStatus(version: 8, status: "x")) { XCTAssertEqual($0 as? StoreError, .unknownModelVersion(8)) }
+            XCTAssertEqual(try store.model(version: 1)?.status, .pruned, kind)
+            XCTAssertThrowsError(try store.setModelStatus(version: 8, status: .inactive)) { XCTAssertEqual($0 as? StoreError, .unknownModelVersion(8)) }
 
             let image = try store.insertImage(newImage(1), code: [1], modelVersion: 2).id
             try store.putCodes([(imageID: image, code: [7])], modelVersion: 1)
@@ -286,12 +307,12 @@ final class StoreTests: XCTestCase {
             let interrupted = try store.createJob(kind: "retrain", configJSON: nil)
             try store.updateJob(id: interrupted, status: .running, modelVersion: 4)
             let queued = try store.createJob(kind: "retrain", configJSON: nil)
-            XCTAssertEqual(try store.jobCounts(), ["succeeded": 1, "running": 1, "queued": 1], kind)
+            XCTAssertEqual(try store.jobCounts(), [.succeeded: 1, .running: 1, .queued: 1], kind)
             let failed = try store.failInterruptedJobs(reason: "the service stopped during training")
             XCTAssertEqual(failed.map(\.id), [interrupted, queued], kind)
             XCTAssertEqual(failed.first?.modelVersion, 4, kind)
             XCTAssertTrue(failed.allSatisfy { $0.status == .failed && $0.finishedAt != nil && $0.message == "the service stopped during training" }, kind)
-            XCTAssertEqual(try store.jobCounts(), ["succeeded": 1, "failed": 2], kind)
+            XCTAssertEqual(try store.jobCounts(), [.succeeded: 1, .failed: 2], kind)
             XCTAssertEqual(try store.jobs().map(\.id), [queued, interrupted, id], kind)
             XCTAssertNil(try store.job(id: 404), kind)
         }
@@ -350,7 +371,7 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.activeModelVersion(), 1)
         XCTAssertEqual(try store.image(id: id)?.sha256, newImage(3).sha256)
         XCTAssertEqual(try store.codes(modelVersion: 1).first?.code, [3, 4])
-        XCTAssertEqual(try store.jobCounts(), ["queued": 1])
+        XCTAssertEqual(try store.jobCounts(), [.queued: 1])
         XCTAssertEqual(try store.integrityCheck(), "ok")
         let backup = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("backup.sqlite").path
         try store.backup(to: backup)

@@ -1,0 +1,78 @@
+/// The repository the service works through: images with their thumbnails and codes, model versions,
+/// jobs and the active version. `Store` implements it over one SQLite file; routes, the retrain worker
+/// and start-up never see which implementation they have.
+public protocol ServiceStore: AnyObject, Sendable {
+    // Images and codes
+
+    /// Inserts an image with its code in one transaction; identical sha256 returns the existing id.
+    func insertImage(_ image: NewImage, code: [UInt8], modelVersion: Int) throws -> InsertResult
+    /// One image's metadata, nil when the id is unknown.
+    func image(id: Int64) throws -> ImageRecord?
+    /// The records of those `ids` that exist.
+    func images(ids: [Int64]) throws -> [Int64: ImageRecord]
+    /// Content type and original bytes.
+    func imageContent(id: Int64) throws -> (contentType: String, bytes: [UInt8])?
+    /// Removes the image and its codes; false when the id is unknown.
+    func deleteImage(id: Int64) throws -> Bool
+    /// Number of stored images.
+    func imageCount() throws -> Int
+    /// Number of images with an id above `afterID`.
+    func imageCount(afterID: Int64) throws -> Int
+    /// The largest image id, 0 when there are none.
+    func maxImageID() throws -> Int64
+    /// Image ids up to and including `throughID`, ascending.
+    func imageIDs(through throughID: Int64) throws -> [Int64]
+    /// Every (image id, code) stored for a model version, by id.
+    func codes(modelVersion: Int) throws -> [(imageID: Int64, code: [UInt8])]
+    /// Stores codes (upsert) in one transaction; returns the ids stored (deleted images are skipped).
+    @discardableResult
+    func putCodes(_ codes: [(imageID: Int64, code: [UInt8])], modelVersion: Int) throws -> Set<Int64>
+    /// Removes every code of a model version; returns how many.
+    @discardableResult
+    func deleteCodes(modelVersion: Int) throws -> Int
+    /// Thumbnails of images with id greater than `afterID`, by id, at most `limit`.
+    func thumbnails(afterID: Int64, limit: Int) throws -> [(imageID: Int64, thumbnail: [UInt8])]
+    /// Thumbnails of images above `afterID` with no code under `modelVersion`, by id, at most `limit`.
+    func thumbnailsMissingCode(modelVersion: Int, afterID: Int64, limit: Int) throws -> [(imageID: Int64, thumbnail: [UInt8])]
+    /// The thumbnails of those `ids` that exist, in the order of `ids`.
+    func thumbnails(ids: [Int64]) throws -> [(imageID: Int64, thumbnail: [UInt8])]
+
+    // Models
+
+    /// Inserts the first model and activates it in one transaction; false when a version is active already.
+    func createInitialModel(_ model: ModelRecord) throws -> Bool
+    /// Inserts a trained model and names it on its job in one transaction.
+    func insertModel(_ model: ModelRecord, forJob jobID: Int64, progress: Double, message: String) throws
+    /// One model version with its weights.
+    func model(version: Int) throws -> ModelRecord?
+    /// All models without weights, newest first.
+    func models() throws -> [ModelRecord]
+    /// The highest model version stored, 0 when there is none.
+    func maxModelVersion() throws -> Int
+    /// Drops a version's codes and marks it pruned in one transaction.
+    func pruneCodes(modelVersion: Int) throws
+    /// Deletes a model version and its codes; refuses the active one.
+    @discardableResult
+    func deleteModel(version: Int) throws -> Bool
+    /// The version answering searches.
+    func activeModelVersion() throws -> Int?
+    /// Makes `version` the active one, in one transaction.
+    func setActiveModelVersion(_ version: Int) throws
+
+    // Jobs
+
+    /// Records a new queued job; returns its id.
+    func createJob(kind: String, configJSON: String?) throws -> Int64
+    /// One job, nil when unknown.
+    func job(id: Int64) throws -> JobRecord?
+    /// Updates the given fields of a job (nil leaves a field as it is).
+    func updateJob(id: Int64, status: JobStatus?, progress: Double?, message: String?, modelVersion: Int?) throws
+    /// Fails jobs a stopped process left queued or running and removes their unfinished models, in one transaction.
+    @discardableResult
+    func failInterruptedJobs(reason: String) throws -> [JobRecord]
+    /// Number of jobs in each status.
+    func jobCounts() throws -> [JobStatus: Int]
+
+    /// Finishes pending writes and closes the connections.
+    func close()
+}
