@@ -31,13 +31,15 @@ let package = Package(
         ),
         .executableTarget(name: "dsch", dependencies: ["Service", "HTTP"]),
 
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CJPEG", "CPNG"]),
+        // Shared by the test targets: the socket test client, test images, one RNG, one CRC, helpers.
+        .target(name: "TestSupport", dependencies: ["Imaging"], path: "Tests/TestSupport"),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CJPEG", "CPNG", "TestSupport"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet"]),
         .testTarget(name: "HashingTests", dependencies: ["Hashing"]),
         .testTarget(name: "HammingIndexTests", dependencies: ["HammingIndex"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "Imaging", "Storage", "Hashing", "HammingIndex"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "Imaging", "Storage", "Hashing", "HammingIndex", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 @testable import HTTP
 
 /// Collects log lines and observations from the server's threads.
@@ -124,7 +125,7 @@ final class ServerTests: XCTestCase {
 
     func testKeepAliveServesTwoRequestsOnOneConnectionWithServerHeaders() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         client.send("GET /hello?name=a%20b HTTP/1.1\r\nHost: t\r\nX-Request-Id: trace-123\r\n\r\n")
         let first = try XCTUnwrap(client.readResponse())
         XCTAssertEqual(first.status, 200)
@@ -152,7 +153,7 @@ final class ServerTests: XCTestCase {
 
     func testPipelinedRequestsAreAnsweredInOrder() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         client.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\nGET /items/2 HTTP/1.1\r\nHost: t\r\n\r\nPOST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz")
         XCTAssertEqual(client.readResponse()?.text, "slow done")
         XCTAssertEqual(client.readResponse()?.text, "2")
@@ -161,7 +162,7 @@ final class ServerTests: XCTestCase {
 
     func testHTTP10ClosesAfterResponse() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         client.send("GET /hello HTTP/1.0\r\n\r\n")
         XCTAssertEqual(client.readResponse()?.headers["connection"], "close")
         XCTAssertTrue(client.isClosedByServer())
@@ -169,7 +170,7 @@ final class ServerTests: XCTestCase {
 
     func testChunkedUpload() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         client.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n")
         Thread.sleep(forTimeInterval: 0.05)
         client.send("6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n")
@@ -180,7 +181,7 @@ final class ServerTests: XCTestCase {
 
     func testExpectContinueFlow() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         client.send("PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
         XCTAssertEqual(String(decoding: client.readBytes(25), as: UTF8.self), "HTTP/1.1 100 Continue\r\n\r\n")
         client.send("data")
@@ -191,7 +192,7 @@ final class ServerTests: XCTestCase {
 
     func testExpectContinueOverLimitGets413AtOnceWithoutContinue() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         client.send("PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
         let response = try XCTUnwrap(client.readResponse())
         XCTAssertEqual(response.status, 413)
@@ -202,11 +203,11 @@ final class ServerTests: XCTestCase {
 
     func testBodyOverLimitIs413EvenWhileTheClientKeepsSending() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4000\r\n\r\n" + String(repeating: "z", count: 4000))
         XCTAssertEqual(client.readResponse()?.status, 413)
 
-        let chunked = try TestClient(port: port)
+        let chunked = try TestConnection(port: port)
         chunked.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
         for _ in 0..<3 { chunked.send("200\r\n" + String(repeating: "q", count: 512) + "\r\n") }
         XCTAssertEqual(chunked.readResponse()?.status, 413)
@@ -214,7 +215,7 @@ final class ServerTests: XCTestCase {
 
     func testHeaderOverLimitIs431() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         client.send("GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: \(String(repeating: "h", count: 2000))\r\n\r\n")
         let response = try XCTUnwrap(client.readResponse())
         XCTAssertEqual(response.status, 431)
@@ -223,7 +224,7 @@ final class ServerTests: XCTestCase {
 
     func testBadRequestLineIs400AndCloses() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         client.send("GET /hello HTTP/1.1 extra\r\nHost: t\r\n\r\n")
         let response = try XCTUnwrap(client.readResponse())
         XCTAssertEqual(response.status, 400)
@@ -235,7 +236,7 @@ final class ServerTests: XCTestCase {
 
     func testPostWithoutLengthHasAnEmptyBody() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         client.send("POST /echo HTTP/1.1\r\nHost: t\r\n\r\n")
         let response = try XCTUnwrap(client.readResponse())
         XCTAssertEqual(response.status, 200)
@@ -253,11 +254,11 @@ final class ServerTests: XCTestCase {
         }
         let server = try XCTUnwrap(self.server)
         // The first upload holds 1000 of the 1500 bytes while it is still sending.
-        let holder = try TestClient(port: port)
+        let holder = try TestConnection(port: port)
         holder.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n" + String(repeating: "a", count: 10))
         eventually { server.bodyBytesInFlight == 1000 }
 
-        let refused = try TestClient(port: port)
+        let refused = try TestConnection(port: port)
         let started = Date()
         refused.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n")
         let busy = try XCTUnwrap(refused.readResponse())
@@ -271,16 +272,16 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(refused.isClosedByServer())
 
         // A chunked upload reserves as its chunks arrive, and is refused the same way.
-        let chunked = try TestClient(port: port)
+        let chunked = try TestConnection(port: port)
         chunked.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
         XCTAssertEqual(chunked.readResponse()?.status, 503)
 
         // Small bodies still fit beside the holder.
-        XCTAssertEqual(try TestClient(port: port).sendAndRead("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 400\r\n\r\n" + String(repeating: "s", count: 400))?.status, 200)
+        XCTAssertEqual(try TestConnection(port: port).sendAndRead("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 400\r\n\r\n" + String(repeating: "s", count: 400))?.status, 200)
 
         holder.send(String(repeating: "a", count: 990))
         XCTAssertEqual(holder.readResponse()?.body.count, 1000)
-        let after = try TestClient(port: port)
+        let after = try TestConnection(port: port)
         XCTAssertEqual(after.sendAndRead("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n" + String(repeating: "c", count: 1000))?.status, 200)
         eventually { server.bodyBytesInFlight == 0 }
         eventually { recorder.lines.contains { $0.contains("error=server_busy") } }
@@ -304,6 +305,8 @@ final class ServerTests: XCTestCase {
         }
         let server = try XCTUnwrap(self.server)
         let piece = [UInt8](repeating: 0x75, count: 1 << 20)
+        // Earlier tests in the same process leave their own resident memory; only the growth counts.
+        let baseline = try XCTUnwrap(residentBytes())
         let done = DispatchGroup()
         let results = Recorder()
         let sampler = ResidentMemorySampler()
@@ -311,7 +314,7 @@ final class ServerTests: XCTestCase {
             done.enter()
             Thread {
                 defer { done.leave() }
-                guard let client = try? TestClient(port: port, timeout: 170) else { return results.log("connect failed") }
+                guard let client = try? TestConnection(port: port, timeout: 170) else { return results.log("connect failed") }
                 client.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: \(bodyBytes)\r\n\r\n")
                 for _ in 0..<(bodyBytes / piece.count) { client.send(piece) }
                 let response = client.readResponse()
@@ -319,8 +322,8 @@ final class ServerTests: XCTestCase {
             }.start()
         }
         XCTAssertEqual(done.wait(timeout: .now() + 180), .success)
-        let measured = sampler.stop()
-        print("peak resident memory during \(clients) uploads of \(bodyBytes >> 20) MiB: \(measured >> 20) MiB (bound \((budget + overhead) >> 20) MiB)")
+        let measured = sampler.stop() - baseline
+        print("peak resident growth during \(clients) uploads of \(bodyBytes >> 20) MiB: \(measured >> 20) MiB over a baseline of \(baseline >> 20) MiB (bound \((budget + overhead) >> 20) MiB)")
         XCTAssertEqual(results.lines.count, clients)
         XCTAssertEqual(results.lines.filter { $0 == "200 raw \(bodyBytes)" }.count, clients, Array(Set(results.lines)).description)
         XCTAssertLessThan(measured, budget + overhead)
@@ -329,19 +332,19 @@ final class ServerTests: XCTestCase {
 
     func testBodyShorterThanContentLengthThenCloseDoesNotReachTheHandler() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
         client.finishSending()
         let response = client.readResponse()
         XCTAssertNotEqual(response?.status, 200, "a truncated body must never be handled")
         if let response { XCTAssertEqual(response.status, 400) }
         XCTAssertTrue(client.isClosedByServer())
-        XCTAssertEqual(try TestClient(port: port).sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
+        XCTAssertEqual(try TestConnection(port: port).sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
     }
 
     func testTruncatedChunkedBodyIsNotHandled() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         client.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nonly-part")
         client.finishSending()
         let response = client.readResponse()
@@ -353,7 +356,7 @@ final class ServerTests: XCTestCase {
 
     func testSlowClientGets408WithinTheReadTimeout() throws {
         let port = try startServer { $0.readTimeout = 1 }
-        let client = try TestClient(port: port, timeout: 4)
+        let client = try TestConnection(port: port, timeout: 4)
         let started = Date()
         let request = Array("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n".utf8)
         let sender = Thread {
@@ -373,7 +376,7 @@ final class ServerTests: XCTestCase {
 
     func testIdleKeepAliveConnectionIsClosed() throws {
         let port = try startServer { $0.idleTimeout = 0.3 }
-        let client = try TestClient(port: port, timeout: 3)
+        let client = try TestConnection(port: port, timeout: 3)
         XCTAssertEqual(client.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
         let started = Date()
         XCTAssertTrue(client.isClosedByServer())
@@ -382,9 +385,9 @@ final class ServerTests: XCTestCase {
 
     func testConnectionsOverTheLimitGet503() throws {
         let port = try startServer { $0.maxConnections = 1 }
-        let first = try TestClient(port: port)
+        let first = try TestConnection(port: port)
         XCTAssertEqual(first.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
-        let second = try TestClient(port: port)
+        let second = try TestConnection(port: port)
         let rejected = try XCTUnwrap(second.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"))
         XCTAssertEqual(rejected.status, 503)
         XCTAssertEqual(rejected.headers["connection"], "close")
@@ -395,7 +398,7 @@ final class ServerTests: XCTestCase {
 
     func testThrowingHandlerGives500WithoutInternals() throws {
         let port = try startServer()
-        let response = try XCTUnwrap(try TestClient(port: port).sendAndRead("GET /fail HTTP/1.1\r\nHost: t\r\n\r\n"))
+        let response = try XCTUnwrap(try TestConnection(port: port).sendAndRead("GET /fail HTTP/1.1\r\nHost: t\r\n\r\n"))
         XCTAssertEqual(response.status, 500)
         XCTAssertFalse(response.text.contains("hunter2"), response.text)
         XCTAssertTrue(response.text.contains("internal_error"))
@@ -408,7 +411,7 @@ final class ServerTests: XCTestCase {
 
     func testMultipartAndNotFoundOverTheWire() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         let body = "--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.png\"\r\nContent-Type: image/png\r\n\r\n1234\r\n--b--\r\n"
         client.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
         XCTAssertEqual(client.readResponse()?.text, "image:x.png:4")
@@ -430,7 +433,7 @@ final class ServerTests: XCTestCase {
         for _ in 0..<5 {
             group.enter()
             Thread {
-                let response = try? TestClient(port: port).sendAndRead("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+                let response = try? TestConnection(port: port).sendAndRead("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
                 XCTAssertEqual(response?.status, 200)
                 group.leave()
             }.start()
@@ -442,20 +445,20 @@ final class ServerTests: XCTestCase {
     func testClientVanishingMidResponseDoesNotKillTheServer() throws {
         let port = try startServer()
         for _ in 0..<3 {
-            let client = try TestClient(port: port)
+            let client = try TestConnection(port: port)
             client.send("GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
             _ = client.readBytes(10)
             // Closing with most of 4 MB unread resets the connection; the server's next write would raise SIGPIPE.
         }
         Thread.sleep(forTimeInterval: 0.2)
-        XCTAssertEqual(try TestClient(port: port).sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
+        XCTAssertEqual(try TestConnection(port: port).sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
     }
 
     func testGracefulShutdownLetsInFlightRequestFinish() throws {
         let port = try startServer()
-        let idle = try TestClient(port: port, timeout: 3)
+        let idle = try TestConnection(port: port, timeout: 3)
         XCTAssertEqual(idle.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
-        let busy = try TestClient(port: port)
+        let busy = try TestConnection(port: port)
         busy.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
         Thread.sleep(forTimeInterval: 0.1)
         let server = try XCTUnwrap(self.server)
@@ -470,7 +473,7 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(response.headers["connection"], "close")
         XCTAssertEqual(stopped.wait(timeout: .now() + 5), .success)
         XCTAssertTrue(idle.isClosedByServer())
-        XCTAssertThrowsError(try TestClient(port: port), "the listening socket must be closed")
+        XCTAssertThrowsError(try TestConnection(port: port), "the listening socket must be closed")
     }
 
     func testBindingABusyPortThrowsAnExplainedError() throws {
@@ -520,14 +523,14 @@ final class ServerTests: XCTestCase {
 
     func testEncodedSlashStaysInOneSegmentOverTheWire() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         XCTAssertEqual(client.sendAndRead("GET /items/a%2Fb HTTP/1.1\r\nHost: t\r\n\r\n")?.text, "a/b")
         XCTAssertEqual(client.sendAndRead("GET /items/a/b HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 404)
     }
 
     func testClientStringsCannotForgeLogFieldsOrLines() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         let response = try XCTUnwrap(client.sendAndRead("GET /a%20b=c%22d%0Aevil HTTP/1.1\r\nHost: t\r\nX-Request-Id: x status=200 admin=\"yes\"\r\n\r\n"))
         XCTAssertEqual(response.status, 404)
         let requestID = try XCTUnwrap(response.headers["x-request-id"])
@@ -545,7 +548,7 @@ final class ServerTests: XCTestCase {
 
     func testObserverGetsRouteAndMethodLabelsFromFixedSets() throws {
         let port = try startServer()
-        let client = try TestClient(port: port)
+        let client = try TestConnection(port: port)
         XCTAssertEqual(client.sendAndRead("BREW /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 405)
         XCTAssertEqual(client.sendAndRead("GET /items/\(UUID().uuidString) HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
         eventually { recorder.observations.count == 2 }
@@ -558,11 +561,11 @@ final class ServerTests: XCTestCase {
     func testConnectionsFromOneClientAreCapped() throws {
         let port = try startServer { $0.maxConnectionsPerClient = 2 }
         let server = try XCTUnwrap(self.server)
-        var first: TestClient? = try TestClient(port: port)
-        let second = try TestClient(port: port)
+        var first: TestConnection? = try TestConnection(port: port)
+        let second = try TestConnection(port: port)
         XCTAssertEqual(first?.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
         XCTAssertEqual(second.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
-        let third = try TestClient(port: port)
+        let third = try TestConnection(port: port)
         let refused = try XCTUnwrap(third.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"))
         XCTAssertEqual(refused.status, 503)
         XCTAssertEqual(refused.headers["retry-after"], "1")
@@ -570,14 +573,14 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(third.isClosedByServer())
         first = nil
         eventually { server.openConnections == 1 }
-        XCTAssertEqual(try TestClient(port: port).sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200,
+        XCTAssertEqual(try TestConnection(port: port).sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200,
                        "a slot freed by a closed connection can be used again")
     }
 
     func testSlowReaderIsDroppedAtTheWholeResponseDeadline() throws {
         let port = try startServer { $0.writeTimeout = 1 }
         let server = try XCTUnwrap(self.server)
-        let client = try TestClient(port: port, timeout: 1, receiveBufferSize: 4096)
+        let client = try TestConnection(port: port, timeout: 1, receiveBufferSize: 4096)
         client.send("GET /huge HTTP/1.1\r\nHost: t\r\n\r\n")
         // A few kilobytes every 20 ms: every send makes progress, but 16 MiB would take minutes.
         let started = Date()
@@ -600,12 +603,12 @@ final class ServerTests: XCTestCase {
             $0.workerCount = 1
         }
         let server = try XCTUnwrap(self.server)
-        let stuck = try TestClient(port: port, receiveBufferSize: 4096)
+        let stuck = try TestConnection(port: port, receiveBufferSize: 4096)
         stuck.send("GET /huge HTTP/1.1\r\nHost: t\r\n\r\n")
         Thread.sleep(forTimeInterval: 0.2)
         // The only worker already handed the huge response to the connection, so it serves others at once.
         let started = Date()
-        let other = try TestClient(port: port)
+        let other = try TestConnection(port: port)
         XCTAssertEqual(other.sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")?.status, 200)
         XCTAssertLessThan(Date().timeIntervalSince(started), 0.5)
         eventually { server.openConnections == 0 }
@@ -623,7 +626,7 @@ final class ServerTests: XCTestCase {
 }
 
 
-extension TestClient {
+extension TestConnection {
     /// Sends one request and reads its response.
     func sendAndRead(_ text: String) -> WireResponse? {
         send(text)

@@ -1,3 +1,4 @@
+import TestSupport
 import CJPEG
 import CPNG
 import Foundation
@@ -71,21 +72,8 @@ enum Fixture {
         return Array(UnsafeBufferPointer(start: output, count: Int(size)))
     }
 
-    /// CRC-32 as PNG uses it (reflected polynomial 0xEDB88320), a byte at a time from a table.
-    static func crc32<S: Sequence>(_ bytes: S) -> UInt32 where S.Element == UInt8 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in bytes {
-            crc = crcTable[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8)
-        }
-        return crc ^ 0xFFFF_FFFF
-    }
-
-    /// The CRC of each byte value, computed bit by bit.
-    static let crcTable: [UInt32] = (0..<256).map { value in
-        var crc = UInt32(value)
-        for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
-        return crc
-    }
+    /// CRC-32 as PNG uses it.
+    static func crc32<S: Sequence>(_ bytes: S) -> UInt32 where S.Element == UInt8 { CRC32.checksum(bytes) }
 
     static func bigEndian(_ value: UInt32) -> [UInt8] {
         [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]

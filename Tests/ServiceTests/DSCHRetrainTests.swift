@@ -66,7 +66,11 @@ final class DSCHRetrainTests: XCTestCase {
         let impossible = try admin(client, "POST", "/v1/admin/retrain", body: ["fineComponents": 5000, "epochs": 1, "warmupEpochs": 0])
         XCTAssertEqual(impossible.status, 202)
         let impossibleID = try XCTUnwrap(impossible.json["id"] as? Int)
-        repeat { usleep(100_000); state = try job(client, impossibleID) } while state["status"] as? String == "running" || state["status"] as? String == "queued"
+        let ended = try waitUntil(timeout: 120, interval: 0.1) {
+            state = try job(client, impossibleID)
+            return !["running", "queued"].contains(state["status"] as? String ?? "")
+        }
+        XCTAssertTrue(ended, "the impossible job ended within 120 s: \(state)")
         XCTAssertEqual(state["status"] as? String, "failed")
         XCTAssertTrue((state["message"] as? String ?? "").contains("5000"), "the reason names the component count: \(state)")
         XCTAssertEqual(try admin(client, "GET", "/v1/admin/models").json["active_version"] as? Int, 2)

@@ -1,14 +1,8 @@
 import XCTest
+import TestSupport
 @testable import Storage
 
 /// A fresh directory under the system temp directory, removed by the test's teardown.
-func makeTemporaryDirectory(_ testCase: XCTestCase) throws -> URL {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dsch-storage-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    testCase.addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
-    return directory
-}
-
 private struct Deliberate: Error {}
 
 final class DatabaseTests: XCTestCase {

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Storage
 
 final class SHA256Tests: XCTestCase {

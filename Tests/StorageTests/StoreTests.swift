@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 @testable import Storage
 
 /// Every behaviour test runs twice: on a private in-memory database and on a temp file (WAL, reader pool).

@@ -7,21 +7,24 @@ import Darwin
 #endif
 
 /// A response as read off the wire by the test client.
-struct WireResponse {
-    var status: Int
-    var headers: [String: String]
-    var body: [UInt8]
-    var text: String { String(decoding: body, as: UTF8.self) }
+public struct WireResponse {
+    public var status: Int
+    /// Header names lower-cased.
+    public var headers: [String: String]
+    public var body: [UInt8]
+    public var text: String { String(decoding: body, as: UTF8.self) }
+    /// The body parsed as a JSON object (empty when it is not one).
+    public var json: [String: Any] { ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]) ?? [:] }
 }
 
-/// A deliberately dumb blocking HTTP client over a raw socket, so tests control every byte sent.
-final class TestClient {
-    let descriptor: Int32
+/// A deliberately dumb blocking HTTP connection over a raw socket, so tests control every byte sent.
+public final class TestConnection {
+    public let descriptor: Int32
     private var pending: [UInt8] = []
 
     /// Connects to 127.0.0.1:`port`; reads give up after `timeout` seconds. A `receiveBufferSize` set
     /// before connecting keeps the kernel from buffering much of a response the test does not read.
-    init(port: Int, timeout: Double = 5, receiveBufferSize: Int32? = nil) throws {
+    public init(port: Int, timeout: Double = 5, receiveBufferSize: Int32? = nil) throws {
         #if canImport(Glibc)
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -39,7 +42,7 @@ final class TestClient {
         }
         guard status == 0 else {
             close(descriptor)
-            throw NSError(domain: "TestClient", code: Int(errno), userInfo: [NSLocalizedDescriptionKey: "connect failed"])
+            throw NSError(domain: "TestConnection", code: Int(errno), userInfo: [NSLocalizedDescriptionKey: "connect failed"])
         }
         var limit = timeval()
         limit.tv_sec = .init(timeout)
@@ -49,9 +52,9 @@ final class TestClient {
 
     deinit { close(descriptor) }
 
-    func send(_ text: String) { send(Array(text.utf8)) }
+    public func send(_ text: String) { send(Array(text.utf8)) }
 
-    func send(_ bytes: [UInt8]) {
+    public func send(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
             #if canImport(Glibc)
@@ -65,7 +68,7 @@ final class TestClient {
     }
 
     /// Stops sending, as a client that has finished its (possibly truncated) request would.
-    func finishSending() { shutdown(descriptor, Int32(SHUT_WR)) }
+    public func finishSending() { shutdown(descriptor, Int32(SHUT_WR)) }
 
     /// Reads more bytes; false on end of stream, error or timeout.
     private func fill() -> Bool {
@@ -77,13 +80,13 @@ final class TestClient {
     }
 
     /// Reads at most `count` bytes that have arrived (waiting for some); 0 at end of stream, negative on error.
-    func receiveSome(_ count: Int) -> Int {
+    public func receiveSome(_ count: Int) -> Int {
         var buffer = [UInt8](repeating: 0, count: count)
         return buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
     }
 
     /// Reads exactly `count` bytes (or fewer if the stream ends).
-    func readBytes(_ count: Int) -> [UInt8] {
+    public func readBytes(_ count: Int) -> [UInt8] {
         while pending.count < count && fill() {}
         let taken = Array(pending.prefix(count))
         pending.removeFirst(taken.count)
@@ -91,7 +94,7 @@ final class TestClient {
     }
 
     /// Reads one response framed by Content-Length; nil when the connection ends first.
-    func readResponse() -> WireResponse? {
+    public func readResponse() -> WireResponse? {
         let terminator = Array("\r\n\r\n".utf8)
         var end: Int?
         while true {
@@ -119,10 +122,31 @@ final class TestClient {
 
     /// True when the server has closed the connection (end of stream or reset, not a read timeout)
     /// and nothing was left unread.
-    func isClosedByServer() -> Bool {
+    public func isClosedByServer() -> Bool {
         guard pending.isEmpty else { return false }
         var byte: UInt8 = 0
         let count = recv(descriptor, &byte, 1, 0)
         return count == 0 || (count < 0 && errno == ECONNRESET)
+    }
+}
+
+/// Requests to a server on a loopback port, one connection per request, as a plain HTTP/1.1 client
+/// sends them (with Content-Length; the server always frames its answers with Content-Length).
+public struct TestClient: Sendable {
+    public typealias Response = WireResponse
+    public let port: Int
+    public init(port: Int) { self.port = port }
+
+    /// Sends one request and reads its response.
+    public func request(_ method: String, _ path: String, body: [UInt8] = [], headers: [(String, String)] = [],
+                        timeout: Double = 30) throws -> WireResponse {
+        let connection = try TestConnection(port: port, timeout: timeout)
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        connection.send(Array((head + "\r\n").utf8) + body)
+        guard let response = connection.readResponse() else {
+            throw NSError(domain: "TestClient", code: 1, userInfo: [NSLocalizedDescriptionKey: "no response to \(method) \(path)"])
+        }
+        return response
     }
 }
