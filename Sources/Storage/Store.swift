@@ -232,6 +232,9 @@ public final class Store: ServiceStore, @unchecked Sendable {
     /// Ids per `IN (…)` list: under SQLite's bound-parameter limit, and few distinct statements.
     private static let idChunkSize = 100
 
+    /// `?, ?, …` for an `IN` list of `count` values.
+    private static func placeholders(_ count: Int) -> String { Array(repeating: "?", count: count).joined(separator: ", ") }
+
     private static let imageColumns = "id, sha256, content_type, width, height, byte_size, metadata, created_at"
 
     private static func imageRecord(_ row: Statement) -> ImageRecord {
@@ -271,11 +274,9 @@ public final class Store: ServiceStore, @unchecked Sendable {
             var records: [Int64: ImageRecord] = [:]
             for start in stride(from: 0, to: unique.count, by: Self.idChunkSize) {
                 let chunk = unique[start..<min(start + Self.idChunkSize, unique.count)]
-                let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
-                let statement = try database.prepare("SELECT \(Self.imageColumns) FROM images WHERE id IN (\(placeholders))")
-                try statement.bind(chunk.map { .integer($0) })
-                while try statement.step() {
-                    let record = Self.imageRecord(statement)
+                // Cached per list length: a search asks for the same k again and again.
+                for record in try database.query("SELECT \(Self.imageColumns) FROM images WHERE id IN (\(Self.placeholders(chunk.count)))",
+                                                 chunk.map { .integer($0) }, row: Self.imageRecord) {
                     records[record.id] = record
                 }
             }
@@ -382,10 +383,10 @@ public final class Store: ServiceStore, @unchecked Sendable {
             var byID: [Int64: [UInt8]] = [:]
             for start in stride(from: 0, to: ids.count, by: Self.idChunkSize) {
                 let chunk = ids[start..<min(start + Self.idChunkSize, ids.count)]
-                let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
-                let statement = try database.prepare("SELECT id, thumbnail FROM images WHERE id IN (\(placeholders))")
-                try statement.bind(chunk.map { .integer($0) })
-                while try statement.step() { byID[statement.int64(0)] = statement.blob(1) }
+                for (id, thumbnail) in try database.query("SELECT id, thumbnail FROM images WHERE id IN (\(Self.placeholders(chunk.count)))",
+                                                            chunk.map { .integer($0) }, row: { ($0.int64(0), $0.blob(1)) }) {
+                    byID[id] = thumbnail
+                }
             }
             return ids.compactMap { id in byID[id].map { (imageID: id, thumbnail: $0) } }
         }

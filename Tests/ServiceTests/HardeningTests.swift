@@ -54,6 +54,21 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(try running.server.service.store.imageCount(), 0)
     }
 
+    /// Log lines start with a millisecond UTC timestamp and keep a hostile value inside one quoted field.
+    func testLogLinesAreOneLineWithAnExactTimestamp() throws {
+        let stamp = Logger.timestamp()
+        XCTAssertNotNil(stamp.range(of: #"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"#, options: .regularExpression), stamp)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let parsed = try XCTUnwrap(formatter.date(from: stamp))
+        XCTAssertLessThan(abs(parsed.timeIntervalSinceNow), 5)
+        let lines = Locked<[String]>([])
+        Logger(sink: { line in lines.update { $0.append(line) } }).info("event", [("reason", "x\ny=\"z\" w=1")])
+        let line = try XCTUnwrap(lines.read { $0.first })
+        XCTAssertFalse(line.contains("\n"))
+        XCTAssertTrue(line.hasSuffix(#" info event reason="x\ny=\"z\" w=1""#), line)
+    }
+
     func testNestingDepthIgnoresEscapedQuotes() {
         XCTAssertEqual(MetadataPolicy.nestingDepth(Array(#"{"a":"\"[[[","b":{}}"#.utf8)), 2)
         XCTAssertEqual(MetadataPolicy.nestingDepth(Array("[]".utf8)), 1)
