@@ -132,14 +132,15 @@ public final class HammingIndex {
     /// How searches are answered; `.automatic` picks per search.
     public var strategy: SearchStrategy
 
-    /// Collections smaller than this are always scanned flat by `.automatic`.
-    /// Measured with `dsch bench index` on 64-bit codes (2 shared cores, load about 2): at 10^5 codes
-    /// multi-index hashing already beats the flat scan for k <= 100 on learned-like codes, and at
-    /// 3 * 10^4 it is about even; below that the flat scan is a few microseconds anyway.
-    public static let multiIndexMinimumCount = 50_000
-    /// Searches with a larger k are scanned flat by `.automatic`: the k-th distance grows with k, and
-    /// the number of probes grows steeply with it.
-    public static let multiIndexMaximumK = 1_000
+    /// `.automatic` scans collections smaller than this flat (for k <= 10; a larger k needs
+    /// proportionally more codes: 10^6 for k = 100). Measured with `dsch bench index --codes learned`
+    /// (64-bit synthetic clustered codes, 500 queries, median of 5; load average 11-13 on 2 shared
+    /// cores, so rough): multi-index hashing ran at 0.7x the flat scan at 10^4 codes for k = 10, 1.0x
+    /// at 3 * 10^4, 1.8x at 10^5 (k = 100: 0.5x), 13x at 10^6 (k = 100: 5.9x), 29x at 10^7 (k = 100: 25x).
+    public static let multiIndexMinimumCount = 100_000
+    /// `.automatic` scans flat for a larger k: the k-th distance grows with k and the number of probes
+    /// grows steeply with it; k = 1000 has not been measured.
+    public static let multiIndexMaximumK = 100
 
     /// Keeps only the valid bits of the last word, so stray high bits never count.
     private let lastWordMask: UInt64
@@ -394,7 +395,11 @@ public final class HammingIndex {
         switch strategy {
         case .flatScan: return false
         case .multiIndexHashing: return true
-        case .automatic: return count >= Self.multiIndexMinimumCount && (k ?? 0) <= Self.multiIndexMaximumK
+        case .automatic:
+            // A radius search counts as k = 10: its cost is bounded by the radius, and a search that
+            // would cost more than a scan falls back to one.
+            let k = k ?? 10
+            return k <= Self.multiIndexMaximumK && count >= Self.multiIndexMinimumCount * max(1, k / 10)
         }
     }
 

@@ -184,6 +184,8 @@ private struct CodeSource {
 /// with faiss's, so on a shared machine both medians see the same background load.
 func runIndexBenchmark(arguments: [String]) throws {
     let options = try IndexBenchmarkOptions(arguments: arguments)
+    // Line-buffered even into a file, so a long run (10^7 codes take minutes) shows progress.
+    setvbuf(stdout, nil, _IOLBF, 0)
     let threads = ProcessInfo.processInfo.activeProcessorCount
     print("dsch bench index: \(options.bits)-bit codes, \(options.queries) queries, k=\(options.ks.map(String.init).joined(separator: ",")), "
         + "median of \(options.runs) runs, seed \(options.seed), kernel \(options.kernel) (supported: \(HammingKernel.supported.map(\.rawValue).joined(separator: ", ")))")
