@@ -22,7 +22,9 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CJPEG", "CPNG"]),
         .target(name: "NeuralNet", dependencies: ["CBLAS"]),
         .target(name: "Hashing", dependencies: ["NeuralNet", "Imaging", "CBLAS", "CZlib"]),
-        .target(name: "HammingIndex"),
+        // Hamming-distance kernels per instruction set (POPCNT, AVX2, AVX-512), chosen at start-up.
+        .target(name: "CHammingKernels"),
+        .target(name: "HammingIndex", dependencies: ["CHammingKernels"]),
         .target(name: "Storage", dependencies: ["CSQLite"], resources: [.copy("Migrations")]),
         .target(name: "HTTP"),
         .target(

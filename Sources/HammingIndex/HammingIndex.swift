@@ -1,9 +1,12 @@
 /// Exact Hamming-distance search over packed binary codes.
 ///
-/// Codes live in one contiguous row-major buffer of 64-bit words. A search picks the distance kernel
-/// for the code width once, computes distances for a block of rows into a small stack buffer (a loop
-/// the compiler can vectorise, free of branches), and only then looks at the few rows that beat the
-/// current pruning threshold.
+/// Codes live in one contiguous row-major buffer of 64-bit words. A search either scans every code
+/// (the distance kernel for the code width and instruction set is chosen once; it filters a block
+/// of rows by the current threshold so that only the few rows that can still enter the result come
+/// back) or, for large collections, uses multi-index hashing, which looks at a small fraction of the
+/// codes and returns exactly the same neighbors, ties included.
+
+import Foundation
 
 /// One search result: a stored id and its Hamming distance to the query.
 public struct Neighbor: Equatable, Hashable, Sendable {
@@ -16,8 +19,10 @@ public struct Neighbor: Equatable, Hashable, Sendable {
 public enum HammingIndexError: Error, Equatable, CustomStringConvertible {
     case unsupportedBitCount(Int)
     case codeLengthMismatch(expectedWords: Int, got: Int)
+    case unsupportedKernel(HammingKernel)
     public var description: String {
         switch self {
+        case .unsupportedKernel(let kernel): return "this CPU cannot run the \(kernel) kernel"
         case .unsupportedBitCount(let bits): return "bit count \(bits) is not a multiple of 8 in 8...1024"
         case .codeLengthMismatch(let expected, let got): return "code has \(got) words, index expects \(expected)"
         }
@@ -79,34 +84,107 @@ public enum BinaryCode {
     }
 }
 
-/// An in-memory index of (id, code) pairs. Not thread-safe: callers serialise access.
+/// How an index answers searches.
+public enum SearchStrategy: String, Sendable, CaseIterable {
+    /// Compare the query with every stored code.
+    case flatScan
+    /// Multi-index hashing (Norouzi, Punjani & Fleet): probe substring tables at growing radius.
+    case multiIndexHashing
+    /// Multi-index hashing for large collections and small k, the flat scan otherwise.
+    case automatic
+}
+
+/// The algorithm that answered one search.
+public enum SearchMethod: String, Sendable {
+    case flatScan, multiIndexHashing
+}
+
+/// The neighbors of one search and how they were found, for metrics.
+public struct SearchOutcome: Equatable, Sendable {
+    public let neighbors: [Neighbor]
+    public let method: SearchMethod
+    /// Codes whose full distance was computed: every stored code for a flat scan.
+    public let codesCompared: Int
+}
+
+/// Size and memory of the multi-index hashing tables, once built.
+public struct MultiIndexLayout: Equatable, Sendable {
+    /// Bits of each substring; their sum is the code length.
+    public let substringLengths: [Int]
+    /// Codes in the tables; later additions are scanned flat until the next rebuild.
+    public let indexedCodes: Int
+    /// Bytes of all tables (bucket offsets and member slots).
+    public let bytes: Int
+}
+
+/// An in-memory index of (id, code) pairs.
+///
+/// Mutations (`add`, `remove`, `removeAll`, setting `strategy`) need exclusive access; searches may
+/// run concurrently with each other. The multi-index tables are built by the first search that needs
+/// them (or by `prepareForSearch()`), under an internal lock, so a bulk load never rebuilds them.
 public final class HammingIndex {
     /// Code length in bits: a multiple of 8 in 8...1024.
     public let bits: Int
     /// Words per code (`bits` rounded up to whole 64-bit words).
     public let wordsPerCode: Int
+    /// The instruction set of the distance kernels.
+    public let kernel: HammingKernel
+    /// How searches are answered; `.automatic` picks per search.
+    public var strategy: SearchStrategy
+
+    /// `.automatic` scans collections smaller than this flat (for k <= 10; a larger k needs
+    /// proportionally more codes: 10^6 for k = 100). Measured with `dsch bench index --codes learned`
+    /// (64-bit synthetic clustered codes, 500 queries, median of 5; load average 11-13 on 2 shared
+    /// cores, so rough): multi-index hashing ran at 0.7x the flat scan at 10^4 codes for k = 10, 1.0x
+    /// at 3 * 10^4, 1.8x at 10^5 (k = 100: 0.5x), 13x at 10^6 (k = 100: 5.9x), 29x at 10^7 (k = 100: 25x).
+    public static let multiIndexMinimumCount = 100_000
+    /// `.automatic` scans flat for a larger k: the k-th distance grows with k and the number of probes
+    /// grows steeply with it; k = 1000 has not been measured.
+    public static let multiIndexMaximumK = 100
+
     /// Keeps only the valid bits of the last word, so stray high bits never count.
     private let lastWordMask: UInt64
+    private let blockKernel: BlockKernel
     /// Row-major codes: slot s occupies words s * wordsPerCode ..< (s + 1) * wordsPerCode.
     private var storage: [UInt64] = []
-    /// The id stored in each slot.
+    /// The id stored in each slot (also in removed slots, which `deadBits` marks).
     private var slotIDs: [Int64] = []
-    /// Where each id lives, so add/replace/remove never scan.
+    /// Where each live id lives, so add/replace/remove never scan.
     private var slotOfID: [Int64: Int] = [:]
+    /// One bit per slot, set for removed slots. Removal marks instead of moving rows, so that the
+    /// slots the multi-index tables refer to stay put; `compact()` reclaims them in bulk.
+    private var deadBits: [UInt64] = [0]
+    private var deadCount = 0
+    /// Guards `tables`, which searches build lazily.
+    private let tablesLock = NSLock()
+    private var tables: MultiIndexTables?
+    /// A multi-index search gives up (and scans flat) once its probes plus bucket members exceed this
+    /// many per stored code. Each is a random memory read (about 20-100 ns), against about 0.3-1 ns
+    /// per row for the sequential scan, so break-even is near 1/50; on uniformly random 64-bit codes
+    /// at 10^6 (where the k-th distance is large) every search gives up, and with 1/16 those searches
+    /// took 4x a flat scan. Tests set it to infinity so that the multi-index path runs at every size.
+    var multiIndexWorkPerCode: Double = 1.0 / 48
 
-    public init(bits: Int) throws {
+    /// Creates an empty index; `kernel` defaults to the fastest this CPU supports.
+    public init(bits: Int, strategy: SearchStrategy = .automatic, kernel: HammingKernel = .fastest) throws {
         guard bits >= 8, bits <= 1024, bits % 8 == 0 else { throw HammingIndexError.unsupportedBitCount(bits) }
+        guard kernel.isSupported else { throw HammingIndexError.unsupportedKernel(kernel) }
         self.bits = bits
         self.wordsPerCode = BinaryCode.wordCount(bits: bits)
+        self.kernel = kernel
+        self.strategy = strategy
+        self.blockKernel = BlockKernel(kernel, words: wordsPerCode)
         let tail = bits % 64
         self.lastWordMask = tail == 0 ? ~0 : (1 << UInt64(tail)) - 1
     }
 
     /// Number of stored codes.
-    public var count: Int { slotIDs.count }
+    public var count: Int { slotOfID.count }
 
     /// Every stored id, in storage order (not sorted).
-    public var ids: [Int64] { slotIDs }
+    public var ids: [Int64] {
+        deadCount == 0 ? slotIDs : slotIDs.indices.filter { !isDead($0) }.map { slotIDs[$0] }
+    }
 
     /// True when `id` is stored.
     public func contains(id: Int64) -> Bool { slotOfID[id] != nil }
@@ -116,6 +194,7 @@ public final class HammingIndex {
         storage.reserveCapacity(capacity * wordsPerCode)
         slotIDs.reserveCapacity(capacity)
         slotOfID.reserveCapacity(capacity)
+        deadBits.reserveCapacity(capacity / 64 + 1)
     }
 
     /// Adds a code, or replaces the code stored for `id`.
@@ -124,31 +203,34 @@ public final class HammingIndex {
             throw HammingIndexError.codeLengthMismatch(expectedWords: wordsPerCode, got: code.count)
         }
         if let slot = slotOfID[id] {
-            let base = slot * wordsPerCode
-            for word in 0..<wordsPerCode { storage[base + word] = code[word] }
-            storage[base + wordsPerCode - 1] &= lastWordMask
-        } else {
-            slotOfID[id] = slotIDs.count
-            slotIDs.append(id)
-            storage.append(contentsOf: code)
-            storage[storage.count - 1] &= lastWordMask
+            if slot >= indexedSlots {
+                // Not in the multi-index tables: the row can change in place.
+                let base = slot * wordsPerCode
+                for word in 0..<wordsPerCode { storage[base + word] = code[word] }
+                storage[base + wordsPerCode - 1] &= lastWordMask
+                return
+            }
+            // The tables file this slot under its old substrings: retire it and append a new one.
+            markDead(slot)
         }
+        slotOfID[id] = slotIDs.count
+        slotIDs.append(id)
+        storage.append(contentsOf: code)
+        storage[storage.count - 1] &= lastWordMask
+        if slotIDs.count > deadBits.count * 64 { deadBits.append(0) }
     }
 
-    /// Removes `id`; returns false when it was not stored.
+    /// Removes `id`; returns false when it was not stored. Constant time: the slot is marked, and
+    /// once a quarter of the slots are marked they are reclaimed in one pass.
     @discardableResult public func remove(id: Int64) -> Bool {
         guard let slot = slotOfID.removeValue(forKey: id) else { return false }
-        let last = slotIDs.count - 1
-        if slot != last {
-            // Swap-with-last keeps the buffer dense without shifting every later row.
-            let movedID = slotIDs[last]
-            slotIDs[slot] = movedID
-            slotOfID[movedID] = slot
-            let from = last * wordsPerCode, to = slot * wordsPerCode
-            for word in 0..<wordsPerCode { storage[to + word] = storage[from + word] }
+        if slot == slotIDs.count - 1 && slot >= indexedSlots {
+            slotIDs.removeLast()
+            storage.removeLast(wordsPerCode)
+            return true
         }
-        slotIDs.removeLast()
-        storage.removeLast(wordsPerCode)
+        markDead(slot)
+        if deadCount > max(1024, slotIDs.count / 4) { compact() }
         return true
     }
 
@@ -157,6 +239,9 @@ public final class HammingIndex {
         storage.removeAll(keepingCapacity: true)
         slotIDs.removeAll(keepingCapacity: true)
         slotOfID.removeAll(keepingCapacity: true)
+        deadBits = [0]
+        deadCount = 0
+        setTables(nil)
     }
 
     /// The code stored for `id`, if any.
@@ -168,50 +253,255 @@ public final class HammingIndex {
     /// The k nearest codes, ordered by distance then id ascending; `maxDistance` bounds the distance,
     /// `excluding` leaves one id out (a stored image's own entry).
     public func search(_ query: [UInt64], k: Int, maxDistance: Int? = nil, excluding: Int64? = nil) throws -> [Neighbor] {
-        let query = try checkedQuery(query)
-        let limit = min(maxDistance ?? bits, bits)
-        guard k > 0, limit >= 0, !slotIDs.isEmpty else { return [] }
-        var collector = TopKCollector(k: min(k, slotIDs.count), limit: limit, excluding: excluding)
-        scan(query, collector: &collector)
-        return collector.sortedNeighbors()
+        try searchDetailed(query, k: k, maxDistance: maxDistance, excluding: excluding).neighbors
     }
 
     /// Every code within `radius`, ordered by distance then id ascending.
     public func search(_ query: [UInt64], radius: Int) throws -> [Neighbor] {
-        let query = try checkedQuery(query)
-        guard radius >= 0, !slotIDs.isEmpty else { return [] }
-        var collector = RadiusCollector(radius: min(radius, bits))
-        scan(query, collector: &collector)
-        return collector.neighbors.sorted { ($0.distance, $0.id) < ($1.distance, $1.id) }
+        try searchDetailed(query, radius: radius).neighbors
     }
 
-    /// The k nearest codes for each of `queries`, as `search(_:k:maxDistance:)` would return them one by one.
-    /// Faster than separate calls for many queries: each block of stored codes is read from memory once
-    /// and compared with every query while it is still in cache.
-    public func search(batch queries: [[UInt64]], k: Int, maxDistance: Int? = nil) throws -> [[Neighbor]] {
+    /// `search(_:k:maxDistance:excluding:)`, also telling which method answered.
+    public func searchDetailed(_ query: [UInt64], k: Int, maxDistance: Int? = nil, excluding: Int64? = nil) throws -> SearchOutcome {
+        let query = try checkedQuery(query)
+        let limit = min(maxDistance ?? bits, bits)
+        guard k > 0, limit >= 0, count > 0 else { return SearchOutcome(neighbors: [], method: .flatScan, codesCompared: 0) }
+        var collector = TopKCollector(k: min(k, count), limit: limit, excluding: excluding)
+        let tables = tablesForSearch(k: k)
+        let (method, compared) = withContext { context in
+            query.withUnsafeBufferPointer { search($0.baseAddress!, context: context, tables: tables, collector: &collector) }
+        }
+        return SearchOutcome(neighbors: collector.sortedNeighbors(), method: method, codesCompared: compared)
+    }
+
+    /// `search(_:radius:)`, also telling which method answered.
+    public func searchDetailed(_ query: [UInt64], radius: Int) throws -> SearchOutcome {
+        let query = try checkedQuery(query)
+        guard radius >= 0, count > 0 else { return SearchOutcome(neighbors: [], method: .flatScan, codesCompared: 0) }
+        var collector = RadiusCollector(radius: min(radius, bits))
+        let tables = tablesForSearch(k: nil)
+        let (method, compared) = withContext { context in
+            query.withUnsafeBufferPointer { search($0.baseAddress!, context: context, tables: tables, collector: &collector) }
+        }
+        return SearchOutcome(neighbors: collector.sortedNeighbors(), method: method, codesCompared: compared)
+    }
+
+    /// The k nearest codes for each of `queries`, as `search(_:k:maxDistance:)` would return them one by one,
+    /// computed on `threads` threads (default: every core). A flat scan reads each block of stored codes
+    /// once for a group of queries, while it is still in cache.
+    public func search(batch queries: [[UInt64]], k: Int, maxDistance: Int? = nil, threads: Int? = nil) throws -> [[Neighbor]] {
         let checked = try queries.map(checkedQuery)
         let limit = min(maxDistance ?? bits, bits)
-        guard k > 0, limit >= 0, !slotIDs.isEmpty, !queries.isEmpty else { return queries.map { _ in [] } }
-        var collectors = checked.map { _ in TopKCollector(k: min(k, slotIDs.count), limit: limit, excluding: nil) }
+        guard k > 0, limit >= 0, count > 0, !queries.isEmpty else { return queries.map { _ in [] } }
+        let tables = tablesForSearch(k: k)
         let flatQueries = checked.flatMap { $0 }
-        storage.withUnsafeBufferPointer { codes in
-            slotIDs.withUnsafeBufferPointer { ids in
-                flatQueries.withUnsafeBufferPointer { flat in
-                    let codes = codes.baseAddress!, ids = ids.baseAddress!, flat = flat.baseAddress!
-                    let queryStarts = (0..<checked.count).map { flat + $0 * wordsPerCode }
-                    switch wordsPerCode {
-                    case 1: scanBlocks(queryStarts.map(OneWordKernel.init), codes: codes, ids: ids, count: slotIDs.count, collectors: &collectors)
-                    case 2: scanBlocks(queryStarts.map(TwoWordKernel.init), codes: codes, ids: ids, count: slotIDs.count, collectors: &collectors)
-                    case 4: scanBlocks(queryStarts.map(FourWordKernel.init), codes: codes, ids: ids, count: slotIDs.count, collectors: &collectors)
-                    default:
-                        let words = wordsPerCode
-                        scanBlocks(queryStarts.map { AnyWidthKernel(query: $0, words: words) }, codes: codes, ids: ids,
-                                   count: slotIDs.count, collectors: &collectors)
+        let results = UnsafeMutableBufferPointer<[Neighbor]>.allocate(capacity: checked.count)
+        results.initialize(repeating: [])
+        defer { results.deinitialize(); results.deallocate() }
+        let template = TopKCollector(k: min(k, count), limit: limit, excluding: nil)
+        let groupSize = HammingIndex.batchQueryGroup
+        let groups = (checked.count + groupSize - 1) / groupSize
+        let workers = max(1, min(threads ?? ProcessInfo.processInfo.activeProcessorCount, groups))
+        withContext { context in
+            flatQueries.withUnsafeBufferPointer { flat in
+                let flat = flat.baseAddress!
+                let work = { (worker: Int) in
+                    for group in stride(from: worker, to: groups, by: workers) {
+                        let range = (group * groupSize)..<min((group + 1) * groupSize, checked.count)
+                        if let tables {
+                            for query in range {
+                                var collector = template
+                                _ = self.search(flat + query * self.wordsPerCode, context: context, tables: tables, collector: &collector)
+                                results[query] = collector.sortedNeighbors()
+                            }
+                        } else {
+                            var collectors = Array(repeating: template, count: range.count)
+                            self.flatScan(queries: flat + range.lowerBound * self.wordsPerCode, context: context, collectors: &collectors)
+                            for (offset, collector) in collectors.enumerated() { results[range.lowerBound + offset] = collector.sortedNeighbors() }
+                        }
                     }
+                }
+                if workers == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: work) }
+            }
+        }
+        return Array(results)
+    }
+
+    /// Builds the multi-index tables now if the strategy would use them, so that the first search
+    /// after a bulk load does not pay for it.
+    public func prepareForSearch() {
+        _ = tablesForSearch(k: 1)
+    }
+
+    /// The multi-index tables' layout, or nil before they are built.
+    public var multiIndexLayout: MultiIndexLayout? {
+        tablesLock.lock()
+        defer { tablesLock.unlock() }
+        return tables.map { MultiIndexLayout(substringLengths: $0.substrings.map(\.length), indexedCodes: $0.indexedCodes, bytes: $0.bytes) }
+    }
+
+    // MARK: - Internals
+
+    /// Queries that share each pass over the stored codes in a flat batch search.
+    static let batchQueryGroup = 32
+    /// Rows filtered per kernel call in a single-query scan: large enough to amortise the call,
+    /// small enough that the first block (before the threshold has shrunk) hands back few rows.
+    static let flatBlockRows = 1024
+    /// Rows per pass in a batched scan: 4096 rows of up to 4 words stay in L1/L2 while every query of
+    /// the group reads them.
+    static let batchBlockRows = 4096
+
+    private func isDead(_ slot: Int) -> Bool { (deadBits[slot >> 6] >> UInt64(slot & 63)) & 1 != 0 }
+
+    private func markDead(_ slot: Int) {
+        deadBits[slot >> 6] |= 1 << UInt64(slot & 63)
+        deadCount += 1
+    }
+
+    /// Slots covered by the multi-index tables; rows below it must not change in place.
+    private var indexedSlots: Int {
+        tablesLock.lock()
+        defer { tablesLock.unlock() }
+        return tables?.indexedSlots ?? 0
+    }
+
+    private func setTables(_ newTables: MultiIndexTables?) {
+        tablesLock.lock()
+        tables = newTables
+        tablesLock.unlock()
+    }
+
+    /// Moves live rows down over removed ones. Slots change, so the tables are dropped and rebuilt by
+    /// the next search that needs them.
+    private func compact() {
+        var write = 0
+        for read in 0..<slotIDs.count where !isDead(read) {
+            if write != read {
+                for word in 0..<wordsPerCode { storage[write * wordsPerCode + word] = storage[read * wordsPerCode + word] }
+                slotIDs[write] = slotIDs[read]
+                slotOfID[slotIDs[write]] = write
+            }
+            write += 1
+        }
+        slotIDs.removeLast(slotIDs.count - write)
+        storage.removeLast(storage.count - write * wordsPerCode)
+        deadBits = [UInt64](repeating: 0, count: write / 64 + 1)
+        deadCount = 0
+        setTables(nil)
+    }
+
+    /// Whether multi-index hashing should answer a search for `k` neighbors (nil: a radius search).
+    private func usesMultiIndex(k: Int?) -> Bool {
+        switch strategy {
+        case .flatScan: return false
+        case .multiIndexHashing: return true
+        case .automatic:
+            // A radius search counts as k = 10: its cost is bounded by the radius, and a search that
+            // would cost more than a scan falls back to one.
+            let k = k ?? 10
+            return k <= Self.multiIndexMaximumK && count >= Self.multiIndexMinimumCount * max(1, k / 10)
+        }
+    }
+
+    /// The tables to search with, built or rebuilt first when missing or when too many codes were
+    /// added since (those are scanned flat, which must stay a small part of the work); nil when the
+    /// strategy says flat.
+    private func tablesForSearch(k: Int?) -> MultiIndexTables? {
+        guard usesMultiIndex(k: k), count > 0 else { return nil }
+        tablesLock.lock()
+        defer { tablesLock.unlock() }
+        if let tables, slotIDs.count - tables.indexedSlots <= max(4096, tables.indexedSlots / 64) { return tables }
+        let substringCount = MultiIndexTables.substringCount(bits: bits, count: count)
+        let built = withContext { context in
+            MultiIndexTables(context: context, slots: slotIDs.count, bits: bits, substringCount: substringCount)
+        }
+        tables = built
+        return built
+    }
+
+    /// Raw pointers to the rows, ids and removal marks, valid inside `body`.
+    private func withContext<Result>(_ body: (SearchContext) throws -> Result) rethrows -> Result {
+        try storage.withUnsafeBufferPointer { codes in
+            try slotIDs.withUnsafeBufferPointer { ids in
+                try deadBits.withUnsafeBufferPointer { dead in
+                    // An empty array may have no base address; nothing is read through it then.
+                    let codes = codes.baseAddress ?? UnsafePointer(bitPattern: 8)!
+                    let ids = ids.baseAddress ?? UnsafePointer(bitPattern: 8)!
+                    return try body(SearchContext(codes: codes, ids: ids, deadBits: dead.baseAddress!, anyDead: deadCount > 0,
+                                                  words: wordsPerCode, slots: slotIDs.count))
                 }
             }
         }
-        return collectors.map { $0.sortedNeighbors() }
+    }
+
+    /// One query with multi-index hashing when `tables` is given (falling back to a flat scan when it
+    /// would do more work than one), else a flat scan.
+    private func search<Collector: NeighborCollector>(_ query: UnsafePointer<UInt64>, context: SearchContext, tables: MultiIndexTables?,
+                                                      collector: inout Collector) -> (SearchMethod, Int) {
+        if let tables {
+            let initial = collector
+            // Codes added since the tables were built are scanned first; their neighbors also
+            // shrink the threshold before any probe.
+            flatScan(query, context: context, range: tables.indexedSlots..<context.slots, collector: &collector)
+            let workLimit = multiIndexWorkPerCode * Double(context.slots)
+            if let compared = tables.search(query, context: context, collector: &collector, workLimit: workLimit) {
+                return (.multiIndexHashing, compared + context.slots - tables.indexedSlots)
+            }
+            collector = initial
+        }
+        flatScan(query, context: context, range: 0..<context.slots, collector: &collector)
+        return (.flatScan, context.slots)
+    }
+
+    /// Offers every live row of `range` within the collector's threshold, a block at a time.
+    private func flatScan<Collector: NeighborCollector>(_ query: UnsafePointer<UInt64>, context: SearchContext, range: Range<Int>,
+                                                        collector: inout Collector) {
+        guard !range.isEmpty else { return }
+        let blockRows = Self.flatBlockRows
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * blockRows) { buffer in
+            let foundRows = buffer.baseAddress!, foundDistances = foundRows + blockRows
+            var start = range.lowerBound
+            while start < range.upperBound {
+                let rows = min(blockRows, range.upperBound - start)
+                let found = blockKernel.filter(context.codes + start * wordsPerCode, rows: rows, query: query, threshold: collector.threshold,
+                                               foundRows: foundRows, foundDistances: foundDistances)
+                offer(found: found, start: start, foundRows: foundRows, foundDistances: foundDistances, context: context, collector: &collector)
+                start += rows
+            }
+        }
+    }
+
+    /// Scans every row for a group of queries stored one after another at `queries`: each block of
+    /// rows is filtered for every query before the next block is read.
+    private func flatScan(queries: UnsafePointer<UInt64>, context: SearchContext, collectors: inout [TopKCollector]) {
+        let blockRows = Self.batchBlockRows
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * blockRows) { buffer in
+            let foundRows = buffer.baseAddress!, foundDistances = foundRows + blockRows
+            var start = 0
+            while start < context.slots {
+                let rows = min(blockRows, context.slots - start)
+                for query in collectors.indices {
+                    let found = blockKernel.filter(context.codes + start * wordsPerCode, rows: rows, query: queries + query * wordsPerCode,
+                                                   threshold: collectors[query].threshold, foundRows: foundRows, foundDistances: foundDistances)
+                    offer(found: found, start: start, foundRows: foundRows, foundDistances: foundDistances, context: context,
+                          collector: &collectors[query])
+                }
+                start += rows
+            }
+        }
+    }
+
+    @inline(__always)
+    private func offer<Collector: NeighborCollector>(found: Int, start: Int, foundRows: UnsafeMutablePointer<UInt32>,
+                                                     foundDistances: UnsafeMutablePointer<UInt32>, context: SearchContext,
+                                                     collector: inout Collector) {
+        for index in 0..<found {
+            let slot = start + Int(foundRows[index])
+            let distance = foundDistances[index]
+            // The threshold may have shrunk since the block was filtered.
+            guard distance <= collector.threshold, !context.isDead(slot) else { continue }
+            collector.offer(id: context.ids[slot], distance: distance)
+        }
     }
 
     /// Validates the length and clears bits past `bits`, so they cannot add to distances.
@@ -224,237 +514,19 @@ public final class HammingIndex {
         masked[wordsPerCode - 1] &= lastWordMask
         return masked
     }
-
-    /// Picks the kernel for the code width once, then runs the blocked scan with it.
-    private func scan<Collector: NeighborCollector>(_ query: [UInt64], collector: inout Collector) {
-        storage.withUnsafeBufferPointer { codes in
-            slotIDs.withUnsafeBufferPointer { ids in
-                query.withUnsafeBufferPointer { query in
-                    let codes = codes.baseAddress!, ids = ids.baseAddress!, query = query.baseAddress!
-                    switch wordsPerCode {
-                    case 1: scanBlocks(OneWordKernel(query: query), codes: codes, ids: ids, count: slotIDs.count, collector: &collector)
-                    case 2: scanBlocks(TwoWordKernel(query: query), codes: codes, ids: ids, count: slotIDs.count, collector: &collector)
-                    case 4: scanBlocks(FourWordKernel(query: query), codes: codes, ids: ids, count: slotIDs.count, collector: &collector)
-                    default: scanBlocks(AnyWidthKernel(query: query, words: wordsPerCode), codes: codes, ids: ids, count: slotIDs.count, collector: &collector)
-                    }
-                }
-            }
-        }
-    }
 }
 
-// MARK: - Scan machinery
-
-/// Rows whose distances are computed together before any of them is compared with the threshold.
-private let blockSize = 256
-
-/// Writes the distances of `rows` consecutive codes to the query into `distances`.
-private protocol DistanceKernel {
-    var wordsPerCode: Int { get }
-    /// Returns the smallest distance written, so a block with nothing near enough is skipped at once.
-    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) -> UInt32
-}
-
-/// 64-bit codes.
-private struct OneWordKernel: DistanceKernel {
-    let q0: UInt64
-    init(query: UnsafePointer<UInt64>) { q0 = query[0] }
-    var wordsPerCode: Int { 1 }
-    @inline(__always)
-    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) -> UInt32 {
-        var minimum = UInt32.max
-        for row in 0..<rows {
-            let distance = UInt32(truncatingIfNeeded: (codes[row] ^ q0).nonzeroBitCount)
-            distances[row] = distance
-            minimum = min(minimum, distance)
-        }
-        return minimum
-    }
-}
-
-/// 65...128-bit codes.
-private struct TwoWordKernel: DistanceKernel {
-    let q0: UInt64, q1: UInt64
-    init(query: UnsafePointer<UInt64>) { q0 = query[0]; q1 = query[1] }
-    var wordsPerCode: Int { 2 }
-    @inline(__always)
-    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) -> UInt32 {
-        var minimum = UInt32.max
-        for row in 0..<rows {
-            let code = codes + 2 * row
-            let distance = UInt32(truncatingIfNeeded: (code[0] ^ q0).nonzeroBitCount &+ (code[1] ^ q1).nonzeroBitCount)
-            distances[row] = distance
-            minimum = min(minimum, distance)
-        }
-        return minimum
-    }
-}
-
-/// 193...256-bit codes.
-private struct FourWordKernel: DistanceKernel {
-    let q0: UInt64, q1: UInt64, q2: UInt64, q3: UInt64
-    init(query: UnsafePointer<UInt64>) { q0 = query[0]; q1 = query[1]; q2 = query[2]; q3 = query[3] }
-    var wordsPerCode: Int { 4 }
-    @inline(__always)
-    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) -> UInt32 {
-        var minimum = UInt32.max
-        for row in 0..<rows {
-            let code = codes + 4 * row
-            let low = (code[0] ^ q0).nonzeroBitCount &+ (code[1] ^ q1).nonzeroBitCount
-            let high = (code[2] ^ q2).nonzeroBitCount &+ (code[3] ^ q3).nonzeroBitCount
-            let distance = UInt32(truncatingIfNeeded: low &+ high)
-            distances[row] = distance
-            minimum = min(minimum, distance)
-        }
-        return minimum
-    }
-}
-
-/// Any other width: a loop over the words of each row.
-private struct AnyWidthKernel: DistanceKernel {
-    let query: UnsafePointer<UInt64>
+/// Raw views of an index's rows for the duration of one search.
+struct SearchContext {
+    let codes: UnsafePointer<UInt64>
+    let ids: UnsafePointer<Int64>
+    let deadBits: UnsafePointer<UInt64>
+    let anyDead: Bool
     let words: Int
-    init(query: UnsafePointer<UInt64>, words: Int) { self.query = query; self.words = words }
-    var wordsPerCode: Int { words }
-    @inline(__always)
-    func distances(_ codes: UnsafePointer<UInt64>, rows: Int, into distances: UnsafeMutablePointer<UInt32>) -> UInt32 {
-        var minimum = UInt32.max
-        for row in 0..<rows {
-            let code = codes + words * row
-            var total = 0
-            for word in 0..<words { total &+= (code[word] ^ query[word]).nonzeroBitCount }
-            let distance = UInt32(truncatingIfNeeded: total)
-            distances[row] = distance
-            minimum = min(minimum, distance)
-        }
-        return minimum
-    }
-}
+    /// Rows in `codes`, removed ones included.
+    let slots: Int
 
-/// Receives candidate rows whose distance is within `threshold`; the threshold may shrink as it fills.
-private protocol NeighborCollector {
-    var threshold: UInt32 { get }
-    mutating func offer(id: Int64, distance: UInt32)
-}
-
-/// Computes one block's distances and hands the rows within the threshold to the collector.
-@inline(__always)
-private func scanBlock<Kernel: DistanceKernel, Collector: NeighborCollector>(
-    _ kernel: Kernel, codes: UnsafePointer<UInt64>, ids: UnsafePointer<Int64>, start: Int, rows: Int,
-    distances: UnsafeMutablePointer<UInt32>, collector: inout Collector
-) {
-    let minimum = kernel.distances(codes + start * kernel.wordsPerCode, rows: rows, into: distances)
-    var threshold = collector.threshold
-    if minimum > threshold { return }
-    for row in 0..<rows where distances[row] <= threshold {
-        collector.offer(id: ids[start + row], distance: distances[row])
-        threshold = collector.threshold
-    }
-}
-
-/// Scans every stored code for one query, block by block.
-@inline(__always)
-private func scanBlocks<Kernel: DistanceKernel, Collector: NeighborCollector>(
-    _ kernel: Kernel, codes: UnsafePointer<UInt64>, ids: UnsafePointer<Int64>, count: Int, collector: inout Collector
-) {
-    withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
-        var start = 0
-        while start < count {
-            let rows = min(blockSize, count - start)
-            scanBlock(kernel, codes: codes, ids: ids, start: start, rows: rows, distances: buffer.baseAddress!, collector: &collector)
-            start += rows
-        }
-    }
-}
-
-/// Scans every stored code for many queries: each block is compared with all queries before the next is read.
-private func scanBlocks<Kernel: DistanceKernel, Collector: NeighborCollector>(
-    _ kernels: [Kernel], codes: UnsafePointer<UInt64>, ids: UnsafePointer<Int64>, count: Int, collectors: inout [Collector]
-) {
-    withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
-        var start = 0
-        while start < count {
-            let rows = min(blockSize, count - start)
-            for query in kernels.indices {
-                scanBlock(kernels[query], codes: codes, ids: ids, start: start, rows: rows, distances: buffer.baseAddress!,
-                          collector: &collectors[query])
-            }
-            start += rows
-        }
-    }
-}
-
-/// Keeps the k best (distance, id) pairs in a max-heap whose root is the worst kept pair.
-private struct TopKCollector: NeighborCollector {
-    let k: Int
-    let excluding: Int64?
-    /// Max-heap by (distance, id).
-    var heap: [(distance: UInt32, id: Int64)] = []
-    private(set) var threshold: UInt32
-
-    init(k: Int, limit: Int, excluding: Int64?) {
-        self.k = k
-        self.excluding = excluding
-        self.threshold = UInt32(limit)
-        heap.reserveCapacity(k)
-    }
-
-    @inline(__always)
-    private static func worse(_ a: (distance: UInt32, id: Int64), _ b: (distance: UInt32, id: Int64)) -> Bool {
-        a.distance != b.distance ? a.distance > b.distance : a.id > b.id
-    }
-
-    mutating func offer(id: Int64, distance: UInt32) {
-        if id == excluding { return }
-        let candidate = (distance: distance, id: id)
-        if heap.count < k {
-            heap.append(candidate)
-            siftUp(heap.count - 1)
-            if heap.count == k { threshold = heap[0].distance }
-            return
-        }
-        // Equal distance reaches here too: it wins only with a smaller id.
-        guard Self.worse(heap[0], candidate) else { return }
-        heap[0] = candidate
-        siftDown(0)
-        threshold = heap[0].distance
-    }
-
-    private mutating func siftUp(_ start: Int) {
-        var child = start
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard Self.worse(heap[child], heap[parent]) else { return }
-            heap.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    private mutating func siftDown(_ start: Int) {
-        var parent = start
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var worst = parent
-            if left < heap.count && Self.worse(heap[left], heap[worst]) { worst = left }
-            if right < heap.count && Self.worse(heap[right], heap[worst]) { worst = right }
-            if worst == parent { return }
-            heap.swapAt(parent, worst)
-            parent = worst
-        }
-    }
-
-    func sortedNeighbors() -> [Neighbor] {
-        heap.sorted { ($0.distance, $0.id) < ($1.distance, $1.id) }
-            .map { Neighbor(id: $0.id, distance: Int($0.distance)) }
-    }
-}
-
-/// Keeps every pair within a fixed radius.
-private struct RadiusCollector: NeighborCollector {
-    let threshold: UInt32
-    var neighbors: [Neighbor] = []
-    init(radius: Int) { threshold = UInt32(radius) }
-    mutating func offer(id: Int64, distance: UInt32) {
-        neighbors.append(Neighbor(id: id, distance: Int(distance)))
+    @inline(__always) func isDead(_ slot: Int) -> Bool {
+        anyDead && (deadBits[slot >> 6] >> UInt64(slot & 63)) & 1 != 0
     }
 }

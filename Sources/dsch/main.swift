@@ -38,7 +38,8 @@ let importUsage = """
     """
 
 let benchUsage = """
-    Usage: dsch bench index [--count N] [--bits B] [--queries Q] [--k K] [--runs R]
+    Usage: dsch bench index [--count N[,N...]] [--bits B] [--queries Q] [--k K[,K...]] [--runs R]
+                            [--codes random|learned] [--codes-file PATH] [--multihash-flips F]
            dsch bench nn [options]
 
     Prints medians of several runs and, when Python with faiss-cpu (index) or torch (nn) is installed,

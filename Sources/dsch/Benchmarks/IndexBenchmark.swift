@@ -1,15 +1,31 @@
 import Foundation
 import HammingIndex
 
+/// Which codes `dsch bench index` searches.
+private enum CodeKind: String {
+    /// Uniformly random codes: the hardest case for multi-index hashing (every neighbor is far).
+    case random
+    /// Codes like a trained model's: from `--codes-file`, or synthetic clusters without one.
+    case learned
+}
+
 /// Options of `dsch bench index`, with the defaults the report quotes.
 private struct IndexBenchmarkOptions {
-    var count = 1_000_000
+    var counts = [1_000_000]
     var bits = 64
-    var queries = 1000
-    var k = 10
+    var queries = 200
+    var ks = [10]
     var runs = 5
     var seed: UInt64 = 42
+    var codes = CodeKind.random
+    var codesFile: String?
     var faissScript = "bench/faiss_hamming.py"
+    /// Bit flips faiss's IndexBinaryMultiHash probes per table (its recall/speed trade-off).
+    var multiHashFlips = 2
+    /// Distance kernel of our index (default: the fastest this CPU supports).
+    var kernel = HammingKernel.fastest
+    /// Skips faiss even when it is installed, for quick runs.
+    var withoutFaiss = false
     /// Queries whose distances must agree with faiss.
     var checked = 20
 
@@ -19,26 +35,40 @@ private struct IndexBenchmarkOptions {
             guard let value = remaining.popFirst() else { throw IndexBenchmarkError.missingValue(flag) }
             return value
         }
-        func integer(for flag: String) throws -> Int {
-            let text = try value(for: flag)
+        func integer(_ text: String, for flag: String) throws -> Int {
             guard let number = Int(text), number > 0 else { throw IndexBenchmarkError.badValue(flag, text) }
             return number
         }
+        func integers(for flag: String) throws -> [Int] {
+            try value(for: flag).split(separator: ",").map { try integer(String($0), for: flag) }
+        }
         while let flag = remaining.popFirst() {
             switch flag {
-            case "--count": count = try integer(for: flag)
-            case "--bits": bits = try integer(for: flag)
-            case "--queries": queries = try integer(for: flag)
-            case "--k": k = try integer(for: flag)
-            case "--runs": runs = try integer(for: flag)
+            case "--count": counts = try integers(for: flag)
+            case "--bits": bits = try integer(try value(for: flag), for: flag)
+            case "--queries": queries = try integer(try value(for: flag), for: flag)
+            case "--k": ks = try integers(for: flag)
+            case "--runs": runs = try integer(try value(for: flag), for: flag)
             case "--seed":
                 let text = try value(for: flag)
                 guard let number = UInt64(text) else { throw IndexBenchmarkError.badValue(flag, text) }
                 seed = number
+            case "--codes":
+                let text = try value(for: flag)
+                guard let kind = CodeKind(rawValue: text) else { throw IndexBenchmarkError.badValue(flag, text) }
+                codes = kind
+            case "--codes-file": codesFile = try value(for: flag)
             case "--faiss-script": faissScript = try value(for: flag)
+            case "--multihash-flips": multiHashFlips = try integer(try value(for: flag), for: flag)
+            case "--kernel":
+                let text = try value(for: flag)
+                guard let choice = HammingKernel(rawValue: text), choice.isSupported else { throw IndexBenchmarkError.badValue(flag, text) }
+                kernel = choice
+            case "--no-faiss": withoutFaiss = true
             default: throw IndexBenchmarkError.unknownOption(flag)
             }
         }
+        if codesFile != nil && codes == .random { throw IndexBenchmarkError.badValue("--codes-file", "needs --codes learned") }
     }
 }
 
@@ -47,15 +77,18 @@ enum IndexBenchmarkError: Error, CustomStringConvertible {
     case unknownOption(String)
     case missingValue(String)
     case badValue(String, String)
+    case badCodesFile(String)
     case faissFailed(String)
     case resultsDiffer(query: Int, ours: [Int], faiss: [Int])
 
     var description: String {
         switch self {
         case .unknownOption(let flag):
-            return "unknown option \(flag); options: --count N --bits B --queries Q --k K --runs R --seed S --faiss-script PATH"
+            return "unknown option \(flag); options: --count N[,N...] --bits B --queries Q --k K[,K...] --runs R --seed S "
+                + "--codes random|learned --codes-file PATH --multihash-flips F --kernel portable|popcnt|avx2|avx512 --no-faiss --faiss-script PATH"
         case .missingValue(let flag): return "\(flag) needs a value"
-        case .badValue(let flag, let text): return "\(flag) expects a positive integer, got \(text)"
+        case .badValue(let flag, let text): return "\(flag): unexpected value \(text)"
+        case .badCodesFile(let reason): return "--codes-file: \(reason)"
         case .faissFailed(let reason): return "faiss comparison failed: \(reason)"
         case .resultsDiffer(let query, let ours, let faiss):
             return "query \(query): our distances \(ours) differ from faiss's \(faiss)"
@@ -85,84 +118,201 @@ private func seconds(since start: DispatchTime) -> Double {
     Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
 }
 
-/// `dsch bench index`: single-thread Hamming top-k throughput, compared with faiss when it is installed.
-/// Our runs alternate with faiss's, so on a shared machine both medians see the same background load.
-func runIndexBenchmark(arguments: [String]) throws {
-    let options = try IndexBenchmarkOptions(arguments: arguments)
-    let index = try HammingIndex(bits: options.bits)
-    let words = BinaryCode.wordCount(bits: options.bits)
-    var generator = SplitMix64(state: options.seed)
-    func randomCode() -> [UInt64] {
-        var code = (0..<words).map { _ in generator.next() }
-        if options.bits % 64 != 0 { code[words - 1] &= (1 << UInt64(options.bits % 64)) - 1 }
-        return code
+/// Produces the stored codes and the queries for one kind of data.
+private struct CodeSource {
+    let bits: Int
+    let words: Int
+    var generator: SplitMix64
+    /// Real codes (from a file) or cluster centres (synthetic); empty for random codes.
+    let bases: [[UInt64]]
+    /// Bits flipped in a base to make one stored code or query.
+    let flips: ClosedRange<Int>
+    let description: String
+
+    init(options: IndexBenchmarkOptions) throws {
+        bits = options.bits
+        words = BinaryCode.wordCount(bits: bits)
+        generator = SplitMix64(state: options.seed)
+        switch (options.codes, options.codesFile) {
+        case (.random, _):
+            bases = []
+            flips = 0...0
+            description = "uniformly random codes"
+        case (.learned, let path?):
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            let rowBytes = bits / 8
+            guard !data.isEmpty, data.count % rowBytes == 0 else {
+                throw IndexBenchmarkError.badCodesFile("\(data.count) bytes is not a whole number of \(rowBytes)-byte codes")
+            }
+            let bytes = [UInt8](data), bits = options.bits
+            bases = stride(from: 0, to: bytes.count, by: rowBytes).map { BinaryCode.words(Array(bytes[$0..<($0 + rowBytes)]), bits: bits)! }
+            flips = 1...3
+            description = "learned codes: \(bases.count) real codes from \(path), grown by flipping 1-3 random bits of randomly chosen real codes"
+        case (.learned, nil):
+            var generator = SplitMix64(state: options.seed ^ 0x5EED)
+            let bits = options.bits
+            let mask: UInt64 = bits % 64 == 0 ? ~0 : (1 << UInt64(bits % 64)) - 1
+            bases = (0..<2000).map { _ in
+                var code = (0..<BinaryCode.wordCount(bits: bits)).map { _ in generator.next() }
+                code[code.count - 1] &= mask
+                return code
+            }
+            flips = 2...6
+            description = "learned-like codes SYNTHESISED (no --codes-file): 2000 random centres, each code a centre with 2-6 random bits flipped"
+        }
     }
 
-    // Codes are kept only as the bytes faiss will read, so 10^7 codes fit in memory twice over.
+    /// One more code: random, or a base with a few bits flipped.
+    mutating func next() -> [UInt64] {
+        if bases.isEmpty {
+            var code = (0..<words).map { _ in generator.next() }
+            if bits % 64 != 0 { code[words - 1] &= (1 << UInt64(bits % 64)) - 1 }
+            return code
+        }
+        var code = bases[Int(generator.next() % UInt64(bases.count))]
+        let flipCount = flips.lowerBound + Int(generator.next() % UInt64(flips.count))
+        for _ in 0..<flipCount {
+            let bit = Int(generator.next() % UInt64(bits))
+            code[bit >> 6] ^= 1 << UInt64(bit & 63)
+        }
+        return code
+    }
+}
+
+/// `dsch bench index`: Hamming top-k throughput of the flat scan and of multi-index hashing, compared
+/// with faiss's IndexBinaryFlat and IndexBinaryMultiHash when faiss is installed. Our runs alternate
+/// with faiss's, so on a shared machine both medians see the same background load.
+func runIndexBenchmark(arguments: [String]) throws {
+    let options = try IndexBenchmarkOptions(arguments: arguments)
+    // Line-buffered even into a file, so a long run (10^7 codes take minutes) shows progress.
+    setvbuf(stdout, nil, _IOLBF, 0)
+    let threads = ProcessInfo.processInfo.activeProcessorCount
+    print("dsch bench index: \(options.bits)-bit codes, \(options.queries) queries, k=\(options.ks.map(String.init).joined(separator: ",")), "
+        + "median of \(options.runs) runs, seed \(options.seed), kernel \(options.kernel) (supported: \(HammingKernel.supported.map(\.rawValue).joined(separator: ", ")))")
+    print("load average at start: \(loadAverage())")
+    for count in options.counts {
+        try benchmark(count: count, options: options, threads: threads)
+    }
+    print("load average at end: \(loadAverage())")
+}
+
+private func benchmark(count: Int, options: IndexBenchmarkOptions, threads: Int) throws {
+    var source = try CodeSource(options: options)
+    let index = try HammingIndex(bits: options.bits, strategy: .flatScan, kernel: options.kernel)
+    // Codes are kept only as the bytes faiss will read, so 10^7 codes fit in memory several times over.
     var codeBytes: [UInt8] = []
-    codeBytes.reserveCapacity(options.count * options.bits / 8)
-    index.reserveCapacity(options.count)
-    for id in 0..<options.count {
-        let code = randomCode()
+    codeBytes.reserveCapacity(count * options.bits / 8)
+    index.reserveCapacity(count)
+    let loadStart = DispatchTime.now()
+    for id in 0..<count {
+        let code = source.next()
         codeBytes.append(contentsOf: BinaryCode.bytes(code, bits: options.bits))
         try index.add(id: Int64(id), code: code)
     }
-    let queries = (0..<options.queries).map { _ in randomCode() }
-    print("dsch bench index: \(options.count) codes of \(options.bits) bits, \(options.queries) queries, k=\(options.k), \(options.runs) runs, seed \(options.seed)")
+    let queries = (0..<options.queries).map { _ in source.next() }
+    print("")
+    print(String(format: "== %d codes (%@), loaded in %.1f s ==", count, source.description, seconds(since: loadStart)))
 
     var faiss: FaissServer?
-    if faissIsAvailable() {
+    if !options.withoutFaiss && faissIsAvailable() {
         faiss = try FaissServer(options: options, codeBytes: codeBytes, queries: queries)
         codeBytes = []
     } else {
-        print("faiss: not importable by python3, comparison skipped")
+        print(options.withoutFaiss ? "faiss: skipped (--no-faiss)" : "faiss: not importable by python3, comparison skipped")
     }
     defer { faiss?.stop() }
 
+    index.strategy = .multiIndexHashing
+    let buildStart = DispatchTime.now()
+    index.prepareForSearch()
+    let buildSeconds = seconds(since: buildStart)
+    let layout = index.multiIndexLayout!
+    print(String(format: "multi-index hashing tables: %d substrings of %@ bits, %.1f MiB (%.1f bytes per code), built in %.2f s",
+                 layout.substringLengths.count, layout.substringLengths.map(String.init).joined(separator: "/"),
+                 Double(layout.bytes) / 1_048_576, Double(layout.bytes) / Double(count), buildSeconds))
+    if let faiss {
+        let bitsPerHash = min(layout.substringLengths.min()!, 63)
+        let seconds = try faiss.buildMultiHash(tables: layout.substringLengths.count, bitsPerHash: bitsPerHash, flips: options.multiHashFlips)
+        print(String(format: "faiss IndexBinaryMultiHash: %d tables of %d bits, nflip %d, built in %.2f s",
+                     layout.substringLengths.count, bitsPerHash, options.multiHashFlips, seconds))
+    }
+
     var checksum = 0
-    func timedSingle() throws -> Double {
+    func timedFlatSingle(_ k: Int) throws -> Double {
+        index.strategy = .flatScan
+        let start = DispatchTime.now()
+        for query in queries { checksum &+= try index.search(query, k: k).last?.distance ?? 0 }
+        return Double(queries.count) / seconds(since: start)
+    }
+    func timedFlatBatch(_ k: Int, threads: Int) throws -> Double {
+        index.strategy = .flatScan
+        let start = DispatchTime.now()
+        checksum &+= try index.search(batch: queries, k: k, threads: threads).last?.last?.distance ?? 0
+        return Double(queries.count) / seconds(since: start)
+    }
+    var fellBack = 0
+    func timedMultiIndex(_ k: Int) throws -> Double {
+        index.strategy = .multiIndexHashing
+        fellBack = 0
         let start = DispatchTime.now()
         for query in queries {
-            let result = try index.search(query, k: options.k)
-            checksum &+= result.last?.distance ?? 0
+            let outcome = try index.searchDetailed(query, k: k)
+            checksum &+= outcome.neighbors.last?.distance ?? 0
+            if outcome.method == .flatScan { fellBack += 1 }
         }
         return Double(queries.count) / seconds(since: start)
     }
-    func timedBatch() throws -> Double {
-        let start = DispatchTime.now()
-        let results = try index.search(batch: queries, k: options.k)
-        checksum &+= results.last?.last?.distance ?? 0
-        return Double(queries.count) / seconds(since: start)
-    }
 
-    _ = try timedSingle() // warm-up; the faiss script warms up before it reports ready
-    var oursSingle: [Double] = [], oursBatched: [Double] = [], faissSingle: [Double] = [], faissBatched: [Double] = []
-    for _ in 0..<options.runs {
-        oursSingle.append(try timedSingle())
-        if let faiss { faissSingle.append(try faiss.time("single")) }
-    }
-    for _ in 0..<options.runs {
-        oursBatched.append(try timedBatch())
-        if let faiss { faissBatched.append(try faiss.time("batched")) }
-    }
-    print(String(format: "ours   single query: %12.0f queries/s (median of %d runs, 1 thread)", median(oursSingle), options.runs))
-    print(String(format: "ours   batched:      %12.0f queries/s (all queries in one call, 1 thread)", median(oursBatched)))
-    guard let faiss else { return }
-
-    let expected = try faiss.distances()
-    let checked = Array(queries.prefix(expected.count))
-    let batchDistances = try index.search(batch: checked, k: options.k).map { $0.map(\.distance) }
-    for (number, query) in checked.enumerated() {
-        let single = try index.search(query, k: options.k).map(\.distance)
-        for got in [single, batchDistances[number]] where got != expected[number] {
-            throw IndexBenchmarkError.resultsDiffer(query: number, ours: got, faiss: expected[number])
+    for k in options.ks {
+        print("-- \(count) codes, k=\(k)")
+        _ = try timedFlatSingle(k) // warm-up; the faiss script warms up before it reports ready
+        var flatSingle: [Double] = [], flatBatched: [Double] = [], flatAllThreads: [Double] = [], multiIndex: [Double] = []
+        var faissSingle: [Double] = [], faissBatched: [Double] = [], faissMultiHash: [Double] = []
+        for _ in 0..<options.runs {
+            flatSingle.append(try timedFlatSingle(k))
+            if let faiss { faissSingle.append(try faiss.time("single", k: k)) }
         }
+        for _ in 0..<options.runs {
+            flatBatched.append(try timedFlatBatch(k, threads: 1))
+            if let faiss { faissBatched.append(try faiss.time("batched", k: k)) }
+            flatAllThreads.append(try timedFlatBatch(k, threads: threads))
+        }
+        _ = try timedMultiIndex(k)
+        for _ in 0..<options.runs {
+            multiIndex.append(try timedMultiIndex(k))
+            if let faiss { faissMultiHash.append(try faiss.time("multihash", k: k)) }
+        }
+        print(String(format: "ours   flat single query: %12.0f queries/s (1 thread)", median(flatSingle)))
+        print(String(format: "ours   flat batched:      %12.0f queries/s (all queries in one call, 1 thread)", median(flatBatched)))
+        print(String(format: "ours   flat batched:      %12.0f queries/s (all queries in one call, %d threads)", median(flatAllThreads), threads))
+
+        // Multi-index hashing must return exactly what the flat scan returns, ties included.
+        index.strategy = .flatScan
+        let flatResults = try queries.map { try index.search($0, k: k) }
+        index.strategy = .multiIndexHashing
+        let multiIndexResults = try queries.map { try index.search($0, k: k) }
+        let identical = flatResults == multiIndexResults
+        print(String(format: "multi-index hashing, %d codes, k=%d: %.0f queries/s, %.1f× our flat scan, results identical: %@",
+                     count, k, median(multiIndex), median(multiIndex) / median(flatSingle), identical ? "yes" : "no"))
+        if fellBack > 0 { print("  (\(fellBack) of \(queries.count) searches exceeded the work limit and were answered by the flat scan)") }
+
+        guard let faiss else { continue }
+        let expected = try faiss.distances(k: k)
+        let batchDistances = try index.search(batch: Array(queries.prefix(expected.count)), k: k, threads: 1).map { $0.map(\.distance) }
+        for number in expected.indices {
+            for got in [flatResults[number].map(\.distance), batchDistances[number]] where got != expected[number] {
+                throw IndexBenchmarkError.resultsDiffer(query: number, ours: got, faiss: expected[number])
+            }
+        }
+        print("faiss \(faiss.version): distances agree with ours on the first \(expected.count) queries")
+        print(String(format: "faiss  IndexBinaryFlat single query: %12.0f queries/s (1 thread)", median(faissSingle)))
+        print(String(format: "faiss  IndexBinaryFlat batched:      %12.0f queries/s (all queries in one call, 1 thread)", median(faissBatched)))
+        print(String(format: "ratio ours / faiss, single query: %.2f, batched: %.2f",
+                     median(flatSingle) / median(faissSingle), median(flatBatched) / median(faissBatched)))
+        let recall = try faiss.multiHashRecall(k: k)
+        print(String(format: "faiss  IndexBinaryMultiHash:         %12.0f queries/s (1 thread), recall %.3f of exact top-%d distances; our MIH %.1f× it",
+                     median(faissMultiHash), recall, k, median(multiIndex) / median(faissMultiHash)))
     }
-    print("faiss \(faiss.version): distances agree with ours on the first \(expected.count) queries")
-    print(String(format: "faiss  single query: %12.0f queries/s (IndexBinaryFlat, 1 thread)", median(faissSingle)))
-    print(String(format: "faiss  batched:      %12.0f queries/s (all queries in one call, 1 thread)", median(faissBatched)))
-    print(String(format: "ratio ours / faiss, single query: %.2f, batched: %.2f",
-                 median(oursSingle) / median(faissSingle), median(oursBatched) / median(faissBatched)))
     if checksum == -1 { print("") } // keeps the timed searches from being optimised away
 }
 
@@ -204,7 +354,7 @@ private final class FaissServer {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [
             "python3", options.faissScript, "--serve", "--codes", codesPath, "--queries", queriesPath,
-            "--bits", String(options.bits), "--k", String(options.k), "--check", String(min(options.checked, queries.count)),
+            "--bits", String(options.bits), "--k", String(options.ks[0]), "--check", String(min(options.checked, queries.count)),
         ]
         process.standardInput = input
         process.standardOutput = output
@@ -215,16 +365,24 @@ private final class FaissServer {
         version = ready["faiss_version"] as? String ?? "?"
     }
 
-    /// Queries/second of one timed run of `command` ("single" or "batched").
-    func time(_ command: String) throws -> Double {
-        let reply = try request(command)
-        guard let qps = reply["qps"] as? Double else { throw IndexBenchmarkError.faissFailed("unexpected reply \(reply)") }
-        return qps
+    /// Queries/second of one timed run of `command` ("single", "batched" or "multihash").
+    func time(_ command: String, k: Int) throws -> Double {
+        try number("qps", of: "\(command) \(k)")
+    }
+
+    /// Builds faiss's multi-index hashing index; returns the seconds it took.
+    func buildMultiHash(tables: Int, bitsPerHash: Int, flips: Int) throws -> Double {
+        try number("seconds", of: "multihash_build \(tables) \(bitsPerHash) \(flips)")
+    }
+
+    /// Fraction of (query, rank) pairs where IndexBinaryMultiHash's distance is the exact one.
+    func multiHashRecall(k: Int) throws -> Double {
+        try number("recall", of: "multihash_recall \(k)")
     }
 
     /// faiss's top-k distances for the first queries.
-    func distances() throws -> [[Int]] {
-        let reply = try request("check")
+    func distances(k: Int) throws -> [[Int]] {
+        let reply = try request("check \(k)")
         guard let distances = reply["distances"] as? [[Int]] else { throw IndexBenchmarkError.faissFailed("unexpected reply \(reply)") }
         return distances
     }
@@ -236,6 +394,12 @@ private final class FaissServer {
             process.waitUntilExit()
         }
         try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func number(_ key: String, of command: String) throws -> Double {
+        let reply = try request(command)
+        guard let value = reply[key] as? Double else { throw IndexBenchmarkError.faissFailed("unexpected reply \(reply) to \(command)") }
+        return value
     }
 
     private func request(_ command: String) throws -> [String: Any] {
