@@ -61,6 +61,9 @@ public final class ImageService: @unchecked Sendable {
     /// a delete cannot fall between the two and leave a deleted id in an index.
     private let membership = NSLock()
     private let metadataPolicy: MetadataPolicy
+    /// Searches served by each index method, for `/metrics`.
+    private var searchCounts: [SearchMethod: Int] = [:]
+    private let searchCountsLock = NSLock()
 
     /// Opens the configured SQLite database, makes the cold-start model if there is none, and loads
     /// the active model's index.
@@ -199,7 +202,9 @@ public final class ImageService: @unchecked Sendable {
     }
 
     private func hits(model: ServingModel, code: [UInt64], k: Int, maxDistance: Int?, excluding: Int64?) throws -> [SearchHit] {
-        let neighbors = try model.search(code, k: k, maxDistance: maxDistance, excluding: excluding)
+        let outcome = try model.search(code, k: k, maxDistance: maxDistance, excluding: excluding)
+        searchCountsLock.withLock { searchCounts[outcome.method, default: 0] += 1 }
+        let neighbors = outcome.neighbors
         let records = try store.images(ids: neighbors.map(\.id))
         // An image deleted between the index read and the metadata read is simply left out.
         return neighbors.compactMap { neighbor in records[neighbor.id].map { SearchHit(neighbor: neighbor, record: $0) } }
@@ -251,6 +256,8 @@ public final class ImageService: @unchecked Sendable {
     public func job(id: Int64) throws -> JobRecord? { try store.job(id: id) }
     /// Jobs by status.
     public func jobCounts() throws -> [JobStatus: Int] { try store.jobCounts() }
+    /// Searches served so far by each index method (flat scan or multi-index hashing).
+    public func searchMethodCounts() -> [SearchMethod: Int] { searchCountsLock.withLock { searchCounts } }
 
     /// A serving model for a stored version, its index filled from stored codes plus any missing ones.
     func loadModel(version: Int) throws -> ServingModel {

@@ -57,7 +57,15 @@ public struct Routes {
             ("dsch_index_size", "Codes in the in-memory index of the active model.", Double(model.count)),
             ("dsch_active_model_version", "Version of the model answering searches.", Double(model.version)),
             ("dsch_active_model_bits", "Code length of the active model.", Double(model.bits)),
-        ] + (try jobGauges())
+        ] + (try jobGauges()) + searchMethodCounters()
+    }
+
+    /// Searches by the index method that served them, so operators see when multi-index hashing is used.
+    private func searchMethodCounters() -> [(name: String, help: String, value: Double)] {
+        let counts = service.searchMethodCounts()
+        return [SearchMethod.flatScan, .multiIndexHashing].map { method in
+            ("dsch_searches_total{method=\"\(method.rawValue)\"}", "Searches by index method.", Double(counts[method] ?? 0))
+        }
     }
 
     /// Retrain jobs by status, one series per status so that dashboards see zeros too.

@@ -32,7 +32,8 @@ public final class ServingModel: @unchecked Sendable {
 
     public func code(for id: Int64) -> [UInt64]? { lock.reading { index.code(for: id) } }
 
-    public func search(_ query: [UInt64], k: Int, maxDistance: Int?, excluding: Int64?) throws -> [Neighbor] {
-        try lock.reading { try index.search(query, k: k, maxDistance: maxDistance, excluding: excluding) }
+    /// The nearest codes, and which method (flat scan or multi-index hashing) the index used.
+    public func search(_ query: [UInt64], k: Int, maxDistance: Int?, excluding: Int64?) throws -> SearchOutcome {
+        try lock.reading { try index.searchDetailed(query, k: k, maxDistance: maxDistance, excluding: excluding) }
     }
 }

@@ -70,6 +70,7 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(metrics.text.contains("dsch_images_indexed 5"), metrics.text)
         XCTAssertTrue(metrics.text.contains("dsch_index_size 5"))
         XCTAssertTrue(metrics.text.contains("dsch_active_model_version 1"))
+        XCTAssertTrue(metrics.text.contains(#"dsch_searches_total{method="flatScan"} "#), "small collections use the flat scan: \(metrics.text)")
         XCTAssertTrue(metrics.text.contains("route=\"/v1/images/{id}/similar\",method=\"GET\",status=\"200\"} 1"), metrics.text)
         XCTAssertTrue(metrics.text.contains("dsch_http_request_duration_seconds_bucket{route=\"/v1/images\""))
         let health = try client.request("GET", "/healthz")
