@@ -235,7 +235,7 @@ func imageBytes(_ request: HTTPRequest) throws -> (bytes: [UInt8], meta: String?
 /// The numeric `{id}` path parameter.
 func imageID(_ request: HTTPRequest) throws -> Int64 {
     guard let text = request.pathParameters["id"], let id = Int64(text), id > 0 else {
-        throw ServiceError.badRequest("the image id must be a positive integer")
+        throw ServiceError.badRequest("the image id must be a positive integer, as returned by POST /v1/images")
     }
     return id
 }
