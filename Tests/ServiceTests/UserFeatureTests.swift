@@ -305,6 +305,54 @@ final class UserFeatureTests: XCTestCase {
         XCTAssertEqual(everything?.count, 5, "the copy holds what was stored before the backup, not after")
     }
 
+    /// Runs the `dsch` executable with `arguments`; returns its exit status and standard output.
+    func dsch(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let executable = ProcessTests.productsDirectory.appendingPathComponent("dsch")
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw XCTSkip("the dsch executable is not built next to the tests (run `swift build` first)")
+        }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DSCH_") }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// `dsch backup` beside a running server, then `dsch duplicates --csv` on the copy.
+    func testBackupAndDuplicatesCommands() throws {
+        let original = try upload(seed: 1)
+        var image = TestImages.rgb(seed: 1)
+        image.pixels[3] ^= 0x20
+        let nearCopy = try upload(seed: 0, bytes: try ImageEncoder.png(image))
+        _ = try upload(seed: 2)
+        let directory = try makeTemporaryDirectory(self)
+        let copy = directory.appendingPathComponent("copy.sqlite").path
+        let backup = try dsch(["backup", "--database", running.databasePath, copy])
+        XCTAssertEqual(backup.status, 0, backup.output)
+        XCTAssertTrue(backup.output.contains("dsch serve --database \(copy)"), backup.output)
+        let again = try dsch(["backup", "--database", running.databasePath, copy])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.output.contains("choose another name"), again.output)
+        let missing = try dsch(["backup", "--database", directory.appendingPathComponent("nope.sqlite").path, copy + "2"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.output.contains("no database at"), missing.output)
+
+        let csv = directory.appendingPathComponent("groups.csv").path
+        let distance = self.distance(original.code, nearCopy.code)
+        let duplicates = try dsch(["duplicates", "--database", copy, "--max-distance", "\(distance)", "--csv", csv])
+        XCTAssertEqual(duplicates.status, 0, duplicates.output)
+        let rows = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+        XCTAssertEqual(rows.first, ["group", "id", "sha256", "distance"])
+        XCTAssertTrue(rows.contains { $0[1] == "\(original.id)" && $0[3] == "0" }, "\(rows)")
+        XCTAssertTrue(rows.contains { $0[1] == "\(nearCopy.id)" && $0[3] == "\(distance)" }, "\(rows)")
+    }
+
     // MARK: Errors
 
     func testClientErrorsSayWhatToChange() throws {
