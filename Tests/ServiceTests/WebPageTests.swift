@@ -66,12 +66,12 @@ final class WebPageTests: XCTestCase {
         let dom = try chromium(url, ["--dump-dom"])
         let shown = dataIDs(in: dom, container: container)
         guard shown != expected else { return }
-        let screenshot = running.directory.appendingPathComponent("page-\(UUID().uuidString.prefix(8)).png").path
+        // A directory of its own that outlives the test, so the screenshot can be looked at afterwards.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dsch-web-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let screenshot = directory.appendingPathComponent("page.png").path
         _ = try chromium(url, ["--screenshot=" + screenshot, "--window-size=1200,900"])
-        // Kept past the test: the server's directory is removed on stop, so copy it beside the temp root.
-        let kept = FileManager.default.temporaryDirectory.appendingPathComponent("dsch-web-failure-\(UUID().uuidString.prefix(8)).png").path
-        try? FileManager.default.copyItem(atPath: screenshot, toPath: kept)
-        XCTFail("\(path) shows \(shown), expected \(expected); screenshot \(kept); DOM starts \(dom.prefix(400))", file: file, line: line)
+        XCTFail("\(path) shows \(shown), expected \(expected); screenshot: \(screenshot); DOM starts \(dom.prefix(400))", file: file, line: line)
     }
 
     func testSimilarViewShowsTheNearestImagesOnLoad() throws {
