@@ -4,6 +4,7 @@ import Storage
 
 /// One group of near-identical images: ids ascending, each with its distance to the first (smallest) id.
 public struct DuplicateGroup: Equatable, Sendable {
+    /// Every image of the group by id ascending, with the Hamming distance of its code to the first one's.
     public var members: [(id: Int64, distanceToFirst: Int)]
     /// The smallest id, which the group is named by and measured from.
     public var firstID: Int64 { members[0].id }
@@ -52,7 +53,7 @@ public enum DuplicateGroups {
     /// serve, read without starting the service (for `dsch duplicates` on a file).
     public static func activeIndex(store: ServiceStore) throws -> (version: Int, index: HammingIndex) {
         guard let version = try store.activeModelVersion(), let model = try store.model(version: version) else {
-            throw ServiceError.unavailable("the database has no active model yet; start the service once or import images first")
+            throw Maintenance.Failure(description: "the database has no active model yet; start the service once or import images first")
         }
         let index = try HammingIndex(bits: model.bits)
         for (imageID, bytes) in try store.codes(modelVersion: version) {

@@ -310,7 +310,7 @@ enum WebPage {
           const section = document.createElement("div");
           section.className = "group";
           const heading = document.createElement("h3");
-          heading.textContent = group.size + " images, distances to #" + group.first_id;
+          heading.textContent = group.size + " images; each card shows its distance to #" + group.first_id;
           const grid = document.createElement("div");
           grid.className = "grid";
           grid.append(...group.images.map(card));
@@ -370,8 +370,12 @@ enum WebPage {
       const progress = document.createElement("progress");
       progress.max = 1;
       progress.value = job.progress;
+      const percent = document.createElement("span");
+      percent.textContent = " " + Math.round(job.progress * 100) + "%";
+      const both = document.createElement("span");
+      both.append(progress, percent);
       for (const value of [job.id, job.kind, job.status]) cell(row, String(value));
-      cell(row, progress);
+      cell(row, both);
       cell(row, job.message || "");
       cell(row, job.model_version === undefined ? "" : String(job.model_version));
       return row;
