@@ -109,6 +109,9 @@ public final class RouteTable: Sendable {
 
     fileprivate init(routes: [Route]) { self.routes = routes }
 
+    /// Every registered (method, pattern) pair in registration order, for documentation and its tests.
+    public var registeredRoutes: [(method: String, pattern: String)] { routes.map { (method: $0.method, pattern: $0.pattern) } }
+
     /// Resolves `request` once and, unless `runHandler` is false, runs the matched handler.
     public func route(_ request: HTTPRequest, runHandler: Bool = true) -> RoutedResponse {
         switch resolve(request) {

@@ -55,10 +55,15 @@ struct AdminRoutes {
             try self.authorization.authorize(request)
             return try self.retrain(request)
         }
+        router.add("GET", "/v1/admin/jobs") { request in
+            try self.authorization.authorize(request)
+            let limit = try integerParameter(request, "limit", in: 1...AdminRoutes.maxJobs) ?? AdminRoutes.defaultJobs
+            return JSONBody.response(200, .object(["jobs": .array(try self.service.jobs(limit: limit).map(jobJSON))]))
+        }
         router.add("GET", "/v1/admin/jobs/{id}") { request in
             try self.authorization.authorize(request)
-            guard let text = request.pathParameters["id"], let id = Int64(text) else {
-                throw ServiceError.badRequest("the job id must be an integer")
+            guard let text = request.pathParameters["id"], let id = Int64(text), id > 0 else {
+                throw ServiceError.badRequest("the job id must be a positive integer, as in the Location of POST /v1/admin/retrain")
             }
             guard let job = try self.service.job(id: id) else { throw ServiceError.notFound("no job with id \(id)") }
             return JSONBody.response(200, jobJSON(job))
@@ -75,8 +80,8 @@ struct AdminRoutes {
         }
         router.add("POST", "/v1/admin/models/{version}/activate") { request in
             try self.authorization.authorize(request)
-            guard let text = request.pathParameters["version"], let version = Int(text) else {
-                throw ServiceError.badRequest("the model version must be an integer")
+            guard let text = request.pathParameters["version"], let version = Int(text), version > 0 else {
+                throw ServiceError.badRequest("the model version must be a positive integer; GET /v1/admin/models lists them")
             }
             if self.worker.currentJobID != nil {
                 throw ServiceError.conflict("a retrain is running; activate a version after it ends")
@@ -87,6 +92,9 @@ struct AdminRoutes {
             return JSONBody.response(200, .object(fields))
         }
     }
+
+    /// Jobs listed by `GET /v1/admin/jobs` unless `limit` says otherwise, and the most it may ask for.
+    static let defaultJobs = 20, maxJobs = 200
 
     private func retrain(_ request: HTTPRequest) throws -> HTTPResponse {
         let result: (jobID: Int64, started: Bool)

@@ -64,6 +64,9 @@ public final class ImageService: @unchecked Sendable {
     /// Searches served by each index method, for `/metrics`.
     private var searchCounts: [SearchMethod: Int] = [:]
     private let searchCountsLock = NSLock()
+    /// Serialises duplicate grouping, so concurrent requests compute it once and share `duplicatesCache`.
+    private let duplicatesLock = NSLock()
+    private var duplicatesCache: (model: ServingModel, changes: UInt64, maxDistance: Int, groups: [DuplicateGroup])?
 
     /// Opens the configured SQLite database, makes the cold-start model if there is none, and loads
     /// the active model's index.
@@ -149,6 +152,9 @@ public final class ImageService: @unchecked Sendable {
         return record
     }
 
+    /// The records of those `ids` that exist.
+    public func images(ids: [Int64]) throws -> [Int64: ImageRecord] { try store.images(ids: ids) }
+
     public func content(id: Int64) throws -> (contentType: String, bytes: [UInt8]) {
         guard let content = try store.imageContent(id: id) else { throw ServiceError.notFound("no image with id \(id)") }
         return content
@@ -183,31 +189,108 @@ public final class ImageService: @unchecked Sendable {
 
     // MARK: Search
 
-    /// Nearest stored images to a stored image, leaving the image itself out.
-    public func similar(to id: Int64, k: Int, maxDistance: Int?) throws -> (model: ServingModel, hits: [SearchHit]) {
+    /// Nearest stored images to a stored image, leaving the image itself out; with `filters`, the
+    /// nearest among the images whose metadata matches them.
+    public func similar(to id: Int64, k: Int, maxDistance: Int?, filters: [MetadataFilter] = []) throws -> (model: ServingModel, hits: [SearchHit]) {
         let model = currentModel
         guard let code = model.code(for: id) else {
             _ = try image(id: id)
             throw ServiceError.unavailable("image \(id) has no code under model version \(model.version) yet; retry shortly")
         }
-        return (model, try hits(model: model, code: code, k: k, maxDistance: maxDistance, excluding: id))
+        return (model, try hits(model: model, code: code, k: k, maxDistance: maxDistance, excluding: id, filters: filters))
     }
 
-    /// Nearest stored images to an uploaded image that is not stored.
-    public func search(bytes: [UInt8], k: Int, maxDistance: Int?) throws -> (model: ServingModel, code: [UInt64], hits: [SearchHit]) {
+    /// Nearest stored images to an uploaded image that is not stored; with `filters`, the nearest among
+    /// the images whose metadata matches them.
+    public func search(bytes: [UInt8], k: Int, maxDistance: Int?, filters: [MetadataFilter] = []) throws -> (model: ServingModel, code: [UInt64], hits: [SearchHit]) {
         let thumbnail = try decodeThumbnail(bytes)
         let model = currentModel
         let code = model.codes(for: [thumbnail])[0]
-        return (model, code, try hits(model: model, code: code, k: k, maxDistance: maxDistance, excluding: nil))
+        return (model, code, try hits(model: model, code: code, k: k, maxDistance: maxDistance, excluding: nil, filters: filters))
     }
 
-    private func hits(model: ServingModel, code: [UInt64], k: Int, maxDistance: Int?, excluding: Int64?) throws -> [SearchHit] {
+    /// The first `k` neighbours by (distance, id) among the images that match `filters`.
+    ///
+    /// The index cannot filter, so this asks it for more neighbours than `k` and filters them in the
+    /// store, widening the request fourfold until `k` matches are found or the index has nothing more
+    /// within `maxDistance`. That equals "filter every image, then take the top k": any matching image
+    /// outside the first `wanted` neighbours is farther (or later by id) than all of them.
+    private func hits(model: ServingModel, code: [UInt64], k: Int, maxDistance: Int?, excluding: Int64?,
+                      filters: [MetadataFilter]) throws -> [SearchHit] {
+        guard !filters.isEmpty else {
+            let neighbors = try indexSearch(model, code, k: k, maxDistance: maxDistance, excluding: excluding)
+            let records = try store.images(ids: neighbors.map(\.id))
+            // An image deleted between the index read and the metadata read is simply left out.
+            return neighbors.compactMap { neighbor in records[neighbor.id].map { SearchHit(neighbor: neighbor, record: $0) } }
+        }
+        var wanted = max(k * 4, 64)
+        var matching: [Int64: ImageRecord] = [:]
+        var checked = Set<Int64>()
+        while true {
+            let neighbors = try indexSearch(model, code, k: wanted, maxDistance: maxDistance, excluding: excluding)
+            let unchecked = neighbors.map(\.id).filter { !checked.contains($0) }
+            matching.merge(try store.images(ids: unchecked, matching: filters)) { first, _ in first }
+            checked.formUnion(unchecked)
+            let found = neighbors.compactMap { neighbor in matching[neighbor.id].map { SearchHit(neighbor: neighbor, record: $0) } }
+            // Fewer neighbours than asked for means the index returned every code within reach.
+            if found.count >= k || neighbors.count < wanted { return Array(found.prefix(k)) }
+            wanted = wanted > Int.max / 4 ? Int.max : wanted * 4
+        }
+    }
+
+    /// One index search, counted by the method that served it.
+    private func indexSearch(_ model: ServingModel, _ code: [UInt64], k: Int, maxDistance: Int?, excluding: Int64?) throws -> [Neighbor] {
         let outcome = try model.search(code, k: k, maxDistance: maxDistance, excluding: excluding)
         searchCountsLock.withLock { searchCounts[outcome.method, default: 0] += 1 }
-        let neighbors = outcome.neighbors
-        let records = try store.images(ids: neighbors.map(\.id))
-        // An image deleted between the index read and the metadata read is simply left out.
-        return neighbors.compactMap { neighbor in records[neighbor.id].map { SearchHit(neighbor: neighbor, record: $0) } }
+        return outcome.neighbors
+    }
+
+    // MARK: Listing, previews and duplicates
+
+    /// One page of stored images with an id above `afterID` that match `filters`, by id, and the cursor
+    /// for the next page (nil when this page is the last).
+    public func list(afterID: Int64, limit: Int, filters: [MetadataFilter]) throws -> (images: [ImageRecord], nextAfter: Int64?) {
+        let page = try store.listImages(afterID: afterID, limit: limit + 1, filters: filters)
+        let images = Array(page.prefix(limit))
+        return (images, page.count > limit ? images.last?.id : nil)
+    }
+
+    /// A preview of a stored image: longest side `size` (never enlarged), aspect kept, JPEG, decoded a row
+    /// at a time from the original under the upload limits.
+    public func preview(of record: ImageRecord, size: Int) throws -> [UInt8] {
+        guard let content = try store.imageContent(id: record.id) else { throw ServiceError.notFound("no image with id \(record.id)") }
+        let (width, height) = ImageService.previewSize(width: record.width, height: record.height, longestSide: size)
+        do {
+            let image = try ImageDecoder.thumbnail(content.bytes, width: width, height: height, limits: decodeLimits)
+            return try ImageEncoder.jpeg(image, quality: 85)
+        } catch let error as ImagingError {
+            throw ServiceError.from(error)
+        }
+    }
+
+    /// The preview's side lengths: the longer side `longestSide` (or the image's own when smaller), the
+    /// other in proportion, at least 1.
+    static func previewSize(width: Int, height: Int, longestSide: Int) -> (width: Int, height: Int) {
+        let longest = max(width, height, 1)
+        let target = min(longestSide, longest)
+        func scaled(_ side: Int) -> Int { max(1, Int((Double(side) * Double(target) / Double(longest)).rounded())) }
+        return (scaled(width), scaled(height))
+    }
+
+    /// Groups of stored images whose codes under the active model are within `maxDistance` of each
+    /// other (see `DuplicateGroups`). The last answer is kept until an image is added or removed or the
+    /// model changes, so paging through the groups computes them once.
+    public func duplicateGroups(maxDistance: Int) throws -> (model: ServingModel, groups: [DuplicateGroup]) {
+        try duplicatesLock.withLock {
+            let model = currentModel
+            if let cached = duplicatesCache, cached.model === model, cached.changes == model.changeCount, cached.maxDistance == maxDistance {
+                return (model, cached.groups)
+            }
+            let (index, changes) = try model.snapshot()
+            let groups = try DuplicateGroups.find(in: index, maxDistance: maxDistance)
+            duplicatesCache = (model, changes, maxDistance, groups)
+            return (model, groups)
+        }
     }
 
     // MARK: Models
@@ -254,6 +337,8 @@ public final class ImageService: @unchecked Sendable {
     public func activeModelVersion() throws -> Int? { try store.activeModelVersion() }
     /// One job.
     public func job(id: Int64) throws -> JobRecord? { try store.job(id: id) }
+    /// The newest jobs, newest first.
+    public func jobs(limit: Int) throws -> [JobRecord] { try store.jobs(limit: limit) }
     /// Jobs by status.
     public func jobCounts() throws -> [JobStatus: Int] { try store.jobCounts() }
     /// Searches served so far by each index method (flat scan or multi-index hashing).

@@ -30,10 +30,18 @@ public struct Routes {
             try self.service.delete(id: try imageID(request))
             return HTTPResponse(status: 204)
         }
+        router.add("GET", "/v1/images") { try self.list($0) }
+        router.add("GET", "/v1/images/{id}/thumbnail") { try self.thumbnail($0) }
+        router.add("GET", "/v1/duplicates") { try self.duplicates($0) }
+        router.add("GET", "/") { _ in WebPage.htmlResponse() }
+        router.add("GET", "/app.js") { _ in WebPage.scriptResponse() }
+        router.add("GET", "/openapi.json") { _ in
+            HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "application/json")]), body: APIDocument.bytes)
+        }
         router.add("GET", "/v1/images/{id}/similar") { request in
             let id = try imageID(request)
             let (k, maxDistance) = try self.searchParameters(request)
-            let result = try self.service.similar(to: id, k: k, maxDistance: maxDistance)
+            let result = try self.service.similar(to: id, k: k, maxDistance: maxDistance, filters: try metadataFilters(request))
             return JSONBody.response(200, .object([
                 "query": .object(["id": .integer(id)]),
                 "model_version": .int(result.model.version),
@@ -78,7 +86,8 @@ public struct Routes {
 
     private func searchUpload(_ request: HTTPRequest) throws -> HTTPResponse {
         let (k, maxDistance) = try searchParameters(request)
-        let result = try service.search(bytes: try imageBytes(request).bytes, k: k, maxDistance: maxDistance)
+        let filters = try metadataFilters(request)
+        let result = try service.search(bytes: try imageBytes(request).bytes, k: k, maxDistance: maxDistance, filters: filters)
         return JSONBody.response(200, .object([
             "query": .object(["code": .string(BinaryCode.hex(result.code, bits: result.model.bits))]),
             "model_version": .int(result.model.version),
@@ -98,23 +107,117 @@ public struct Routes {
         return response
     }
 
-    /// k in 1…maxK (default from the configuration) and an optional max_distance ≥ 0.
+    /// k in 1…maxK (default from the configuration) and an optional max_distance from 0 to the code length.
     private func searchParameters(_ request: HTTPRequest) throws -> (Int, Int?) {
         let search = service.configuration.search
-        var k = search.defaultK
-        if let text = request.query["k"] {
-            guard let value = Int(text), value >= 1, value <= search.maxK else {
-                throw ServiceError.badRequest("k must be an integer from 1 to \(search.maxK)")
-            }
-            k = value
-        }
-        var maxDistance: Int?
-        if let text = request.query["max_distance"] {
-            guard let value = Int(text), value >= 0 else { throw ServiceError.badRequest("max_distance must be a non-negative integer") }
-            maxDistance = value
-        }
+        let k = try integerParameter(request, "k", in: 1...search.maxK) ?? search.defaultK
+        let maxDistance = try integerParameter(request, "max_distance", in: 0...service.currentModel.bits)
         return (k, maxDistance)
     }
+
+    /// `GET /v1/images`: one page of stored images by id, with metadata filters.
+    private func list(_ request: HTTPRequest) throws -> HTTPResponse {
+        let limit = try integerParameter(request, "limit", in: 1...Routes.maxListLimit) ?? Routes.defaultListLimit
+        let after = try integerParameter(request, "after", in: 0...Int(Int64.max),
+                                         hint: "; pass the next_after of the previous page, or leave it out for the first page") ?? 0
+        let page = try service.list(afterID: Int64(after), limit: limit, filters: try metadataFilters(request))
+        return JSONBody.response(200, .object([
+            "images": .array(page.images.map(imageJSON)),
+            "next_after": page.nextAfter.map { .integer($0) } ?? .null,
+        ]))
+    }
+
+    /// `GET /v1/images/{id}/thumbnail`: a JPEG preview with a strong ETag, 304 when the client has it.
+    private func thumbnail(_ request: HTTPRequest) throws -> HTTPResponse {
+        let record = try service.image(id: try imageID(request))
+        let size = try integerParameter(request, "size", in: Routes.previewSizes) ?? Routes.defaultPreviewSize
+        // The original never changes under an id, so its digest and the size name the preview exactly.
+        let entityTag = "\"\(record.sha256)-\(size)\""
+        let cacheHeaders = [("ETag", entityTag), ("Cache-Control", "public, max-age=86400")]
+        if let condition = request.headers["If-None-Match"], Routes.matches(ifNoneMatch: condition, entityTag: entityTag) {
+            return HTTPResponse(status: 304, headers: HTTPHeaders(cacheHeaders))
+        }
+        let bytes = try service.preview(of: record, size: size)
+        return HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "image/jpeg")] + cacheHeaders), body: bytes)
+    }
+
+    /// Whether an `If-None-Match` value names `entityTag`: `*`, or a list with it, weak or strong
+    /// (RFC 9110 §13.1.2 compares weakly here).
+    static func matches(ifNoneMatch value: String, entityTag: String) -> Bool {
+        let candidates = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        return candidates.contains { $0 == "*" || $0 == entityTag || $0 == "W/" + entityTag }
+    }
+
+    /// `GET /v1/duplicates`: one page of the groups of near-identical images.
+    private func duplicates(_ request: HTTPRequest) throws -> HTTPResponse {
+        let bits = service.currentModel.bits
+        let maxDistance = try integerParameter(request, "max_distance", in: 0...max(0, bits / 4),
+                                               hint: " (a quarter of the \(bits)-bit code; larger radii join unrelated images)")
+            ?? min(Routes.defaultDuplicateDistance, bits / 4)
+        let limit = try integerParameter(request, "limit", in: 1...Routes.maxListLimit) ?? Routes.defaultDuplicateGroups
+        let offset = try integerParameter(request, "offset", in: 0...Int(Int32.max)) ?? 0
+        let result = try service.duplicateGroups(maxDistance: maxDistance)
+        let page = result.groups.dropFirst(offset).prefix(limit)
+        let records = try service.images(ids: page.flatMap { $0.members.map(\.id) })
+        let groups: [JSONValue] = page.map { group in
+            .object([
+                "first_id": .integer(group.firstID),
+                "size": .int(group.members.count),
+                // An image deleted after the grouping is left out of the page.
+                "images": .array(group.members.compactMap { member in
+                    records[member.id].map { record in
+                        var fields = imageFields(record)
+                        fields["distance"] = .int(member.distanceToFirst)
+                        return .object(fields)
+                    }
+                }),
+            ])
+        }
+        return JSONBody.response(200, .object([
+            "model_version": .int(result.model.version), "max_distance": .int(maxDistance),
+            "total_groups": .int(result.groups.count), "offset": .int(offset), "limit": .int(limit),
+            "groups": .array(groups),
+        ]))
+    }
+
+    /// Page sizes of the listing (images) and of the duplicate groups.
+    static let defaultListLimit = 50, maxListLimit = 1000, defaultDuplicateGroups = 20
+    /// Radius of `/v1/duplicates` when the request names none.
+    static let defaultDuplicateDistance = 2
+    /// Longest side of a preview: the default, and the sizes a client may ask for.
+    static let defaultPreviewSize = 128, previewSizes = 16...512
+}
+
+/// An optional integer query parameter within `range`; the error names the range, and `hint` adds why.
+func integerParameter(_ request: HTTPRequest, _ name: String, in range: ClosedRange<Int>, hint: String = "") throws -> Int? {
+    guard let text = request.query[name] else { return nil }
+    guard let value = Int(text), range.contains(value) else {
+        let bounds = range.upperBound >= Int(Int32.max) ? "a non-negative integer" : "an integer from \(range.lowerBound) to \(range.upperBound)"
+        throw ServiceError.badRequest("\(name) must be \(bounds)\(hint); got '\(text.prefix(40))'")
+    }
+    return value
+}
+
+/// Largest number of `meta.KEY=VALUE` filters in one request.
+let maxMetadataFilters = 16
+
+/// The `meta.KEY=VALUE` query parameters as filters, by key (see `MetadataFilter` for the matching rule).
+func metadataFilters(_ request: HTTPRequest) throws -> [MetadataFilter] {
+    if request.query["meta"] != nil {
+        throw ServiceError.badRequest("meta= sets metadata on upload (POST /v1/images); to filter, write meta.KEY=VALUE, for example meta.label=shoe")
+    }
+    var filters: [MetadataFilter] = []
+    for (name, value) in request.query.sorted(by: { $0.key < $1.key }) where name.hasPrefix("meta.") {
+        let key = String(name.dropFirst("meta.".count))
+        guard let filter = MetadataFilter(key: key, value: value) else {
+            throw ServiceError.badRequest(MetadataFilter.problem(key: key, value: value) ?? "invalid metadata filter \(name)")
+        }
+        filters.append(filter)
+    }
+    guard filters.count <= maxMetadataFilters else {
+        throw ServiceError.badRequest("at most \(maxMetadataFilters) meta.KEY=VALUE filters may be combined; got \(filters.count)")
+    }
+    return filters
 }
 
 /// The image bytes of a request: the raw body, or the `image` field of a multipart form (with its
@@ -140,7 +243,7 @@ func imageBytes(_ request: HTTPRequest) throws -> (bytes: [UInt8], meta: String?
 /// The numeric `{id}` path parameter.
 func imageID(_ request: HTTPRequest) throws -> Int64 {
     guard let text = request.pathParameters["id"], let id = Int64(text), id > 0 else {
-        throw ServiceError.badRequest("the image id must be a positive integer")
+        throw ServiceError.badRequest("the image id must be a positive integer, as returned by POST /v1/images")
     }
     return id
 }

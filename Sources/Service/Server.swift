@@ -6,6 +6,8 @@ public final class DschServer: @unchecked Sendable {
     public let service: ImageService
     public let metrics = Metrics()
     public let worker: RetrainWorker
+    /// Every route the server answers, fixed at start-up (the OpenAPI document is checked against it).
+    public let routes: RouteTable
     private let server: HTTPServer
     private let logger: Logger
     private let tokenFile: String?
@@ -25,6 +27,7 @@ public final class DschServer: @unchecked Sendable {
         Routes(service: service, metrics: metrics, worker: worker,
                deleteAuthorization: configuration.admin.deleteRequiresToken ? authorization : nil).register(on: router)
         AdminRoutes(service: service, worker: worker, authorization: authorization).register(on: router)
+        routes = router.freeze()
         var serverConfiguration = ServerConfiguration()
         serverConfiguration.host = configuration.server.host
         serverConfiguration.port = configuration.server.port

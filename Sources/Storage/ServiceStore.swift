@@ -10,6 +10,12 @@ public protocol ServiceStore: AnyObject, Sendable {
     func image(id: Int64) throws -> ImageRecord?
     /// The records of those `ids` that exist.
     func images(ids: [Int64]) throws -> [Int64: ImageRecord]
+    /// The records of those `ids` that exist and whose metadata matches every filter (`MetadataFilter`
+    /// states the rule); with no filters, the same as `images(ids:)`.
+    func images(ids: [Int64], matching filters: [MetadataFilter]) throws -> [Int64: ImageRecord]
+    /// Images with an id above `afterID` whose metadata matches every filter, by id ascending, at most
+    /// `limit`: one page of the listing, whose cursor is the last id returned.
+    func listImages(afterID: Int64, limit: Int, filters: [MetadataFilter]) throws -> [ImageRecord]
     /// Content type and original bytes.
     func imageContent(id: Int64) throws -> (contentType: String, bytes: [UInt8])?
     /// Removes the image and its codes; false when the id is unknown.
@@ -70,6 +76,8 @@ public protocol ServiceStore: AnyObject, Sendable {
     /// Fails jobs a stopped process left queued or running and removes their unfinished models, in one transaction.
     @discardableResult
     func failInterruptedJobs(reason: String) throws -> [JobRecord]
+    /// The newest `limit` jobs, newest first.
+    func jobs(limit: Int) throws -> [JobRecord]
     /// Number of jobs in each status.
     func jobCounts() throws -> [JobStatus: Int]
 

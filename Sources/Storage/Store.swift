@@ -268,20 +268,54 @@ public final class Store: ServiceStore, @unchecked Sendable {
 
     /// The records of those `ids` that exist (unknown ids are simply absent).
     public func images(ids: [Int64]) throws -> [Int64: ImageRecord] {
+        try images(ids: ids, matching: [])
+    }
+
+    /// The records of those `ids` that exist and whose metadata matches every filter.
+    public func images(ids: [Int64], matching filters: [MetadataFilter]) throws -> [Int64: ImageRecord] {
         let unique = Array(Set(ids))
         guard !unique.isEmpty else { return [:] }
+        let (condition, conditionValues) = Self.metadataCondition(filters, firstParameter: 1)
         return try read { database in
             var records: [Int64: ImageRecord] = [:]
             for start in stride(from: 0, to: unique.count, by: Self.idChunkSize) {
                 let chunk = unique[start..<min(start + Self.idChunkSize, unique.count)]
-                // Cached per list length: a search asks for the same k again and again.
-                for record in try database.query("SELECT \(Self.imageColumns) FROM images WHERE id IN (\(Self.placeholders(chunk.count)))",
-                                                 chunk.map { .integer($0) }, row: Self.imageRecord) {
+                // Cached per filter and list length: a search asks for the same k again and again.
+                let placeholders = (0..<chunk.count).map { "?\(conditionValues.count + 1 + $0)" }.joined(separator: ", ")
+                for record in try database.query("SELECT \(Self.imageColumns) FROM images WHERE \(condition) AND id IN (\(placeholders))",
+                                                 conditionValues + chunk.map { .integer($0) }, row: Self.imageRecord) {
                     records[record.id] = record
                 }
             }
             return records
         }
+    }
+
+    /// Images with an id above `afterID` whose metadata matches every filter, by id, at most `limit`.
+    public func listImages(afterID: Int64, limit: Int, filters: [MetadataFilter]) throws -> [ImageRecord] {
+        let (condition, conditionValues) = Self.metadataCondition(filters, firstParameter: 3)
+        return try read { database in
+            try database.query("SELECT \(Self.imageColumns) FROM images WHERE id > ?1 AND \(condition) ORDER BY id LIMIT ?2",
+                               [.integer(afterID), .int(max(0, limit))] + conditionValues, row: Self.imageRecord)
+        }
+    }
+
+    /// The SQL condition "metadata matches every filter" (see `MetadataFilter` for the rule) with its
+    /// values, numbered from `firstParameter` on: `TRUE` with no values when there are no filters.
+    /// `->` gives a value's JSON text as stored, so numbers and booleans compare by their text.
+    static func metadataCondition(_ filters: [MetadataFilter], firstParameter: Int) -> (sql: String, values: [SQLValue]) {
+        guard !filters.isEmpty else { return ("TRUE", []) }
+        var clauses: [String] = []
+        var values: [SQLValue] = []
+        for filter in filters {
+            let path = "?\(firstParameter + values.count)", value = "?\(firstParameter + values.count + 1)"
+            values += [.text(filter.jsonPath), .text(filter.value)]
+            clauses.append("""
+                ((json_type(metadata, \(path)) = 'text' AND json_extract(metadata, \(path)) = \(value)) \
+                OR (json_type(metadata, \(path)) IN ('integer', 'real', 'true', 'false', 'null') AND (metadata -> \(path)) = \(value)))
+                """)
+        }
+        return (clauses.joined(separator: " AND "), values)
     }
 
     /// Content type and original bytes.

@@ -9,12 +9,14 @@ let usage = """
     Usage: dsch <command> [options]
 
     Commands:
-      serve     run the HTTP service (default: port 8080, database data/dsch.sqlite)
-      import    index folders of JPEG/PNG files or IDX image files into the database
-      train     train a DSCH (or ITQ/LSH) model from a dataset or folder and save it to a file
-      eval      the retrieval evaluation of EVALUATION.md: LSH, ITQ and DSCH with its ablations
-      config    print the effective configuration (defaults, --config FILE, DSCH_* variables) as JSON
-      bench     measure speed: `dsch bench index` (Hamming search), `dsch bench nn` (encoder)
+      serve       run the HTTP service (default: port 8080, database data/dsch.sqlite)
+      import      index folders of JPEG/PNG files or IDX image files into the database
+      train       train a DSCH (or ITQ/LSH) model from a dataset or folder and save it to a file
+      eval        the retrieval evaluation of EVALUATION.md: LSH, ITQ and DSCH with its ablations
+      duplicates  list groups of near-identical stored images (or write them as CSV)
+      backup      copy the database to a new file while the server runs
+      config      print the effective configuration (defaults, --config FILE, DSCH_* variables) as JSON
+      bench       measure speed: `dsch bench index` (Hamming search), `dsch bench nn` (encoder)
 
     Run `dsch <command> --help` for a command's options.
     """
@@ -35,6 +37,22 @@ let importUsage = """
     {"label": n} metadata. Identical images are stored once. With --url the images go through a running
     server's POST /v1/images; without it they are written to the database directly (stop the server
     first, or restart it afterwards so that its index sees the new images).
+    """
+
+let duplicatesUsage = """
+    Usage: dsch duplicates [--database FILE] [--config FILE] [--max-distance D] [--csv FILE]
+
+    Groups the stored images whose codes under the active model are within D (default 2) of each other:
+    connected components, singletons left out, largest first, as GET /v1/duplicates returns them. Prints
+    one line per group (id and distance to the group's first image); --csv FILE writes
+    group,id,sha256,distance instead. Safe while the server runs.
+    """
+
+let backupUsage = """
+    Usage: dsch backup [--database FILE] [--config FILE] OUTPUT
+
+    Writes a consistent copy of the database to the new file OUTPUT while the server keeps running
+    (SQLite VACUUM INTO). To restore, start the server on the copy: dsch serve --database OUTPUT.
     """
 
 let benchUsage = """
@@ -164,6 +182,39 @@ func remoteIngest(url text: String) throws -> Importer.Ingest {
     }
 }
 
+func findDuplicates(_ arguments: [String]) throws {
+    let (options, positional) = try parseOptions(arguments, known: ["database", "config", "max-distance", "csv"])
+    if options["help"] != nil { print(duplicatesUsage); return }
+    guard positional.isEmpty else { throw UsageError(description: "duplicates takes no positional arguments\n\n" + duplicatesUsage) }
+    var maxDistance = 2
+    if let text = options["max-distance"] {
+        guard let value = Int(text), value >= 0 else { throw UsageError(description: "--max-distance must be a non-negative integer") }
+        maxDistance = value
+    }
+    let settings = try configuration(options, flagKeys: ["database": "database.path"])
+    let report = try Maintenance.duplicateReport(databasePath: settings.database.path, maxDistance: maxDistance)
+    let grouped = report.groups.reduce(0) { $0 + $1.members.count }
+    let summary = "\(report.groups.count) groups of \(grouped) images within distance \(maxDistance) (model version \(report.modelVersion))"
+    if let path = options["csv"] {
+        try report.csv.write(toFile: path, atomically: true, encoding: .utf8)
+        print("\(summary); wrote \(path)")
+        return
+    }
+    print(summary)
+    for (number, group) in report.groups.enumerated() {
+        print("group \(number + 1): " + group.members.map { "\($0.id) (\($0.distanceToFirst))" }.joined(separator: ", "))
+    }
+}
+
+func backupDatabase(_ arguments: [String]) throws {
+    let (options, positional) = try parseOptions(arguments, known: ["database", "config"])
+    if options["help"] != nil { print(backupUsage); return }
+    guard positional.count == 1 else { throw UsageError(description: "backup needs exactly one OUTPUT file\n\n" + backupUsage) }
+    let settings = try configuration(options, flagKeys: ["database": "database.path"])
+    let bytes = try Maintenance.backup(databasePath: settings.database.path, to: positional[0])
+    print("wrote \(positional[0]) (\(bytes) bytes); restore with: dsch serve --database \(positional[0])")
+}
+
 func printConfiguration(_ arguments: [String]) throws {
     let (options, _) = try parseOptions(arguments, known: ["config"])
     if options["help"] != nil {
@@ -193,6 +244,8 @@ do {
     case "train": try runTrain(arguments: rest)
     case "eval": try runEval(arguments: rest)
     case "bench": try bench(rest)
+    case "duplicates": try findDuplicates(rest)
+    case "backup": try backupDatabase(rest)
     case "config": try printConfiguration(rest)
     case "--help", "-h", "help", nil: print(usage)
     case "--version": print("dsch \(ServiceVersion.string)")
