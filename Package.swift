@@ -21,19 +21,26 @@ let package = Package(
 
         .target(name: "Imaging", dependencies: ["CJPEG", "CPNG"]),
         .target(name: "NeuralNet", dependencies: ["CBLAS"]),
-        .target(name: "Hashing", dependencies: ["NeuralNet", "Imaging", "CBLAS", "CZlib"]),
+        // Encoders (LSH, ITQ, DSCH), the DSCH trainer, clustering, losses and the linear algebra they share.
+        .target(name: "Hashing", dependencies: ["NeuralNet", "CBLAS"]),
+        // The retrieval evaluation: the Fashion-MNIST protocol, IDX files, metrics and the PR plot.
+        .target(name: "Evaluation", dependencies: ["Hashing", "HammingIndex", "Imaging", "CZlib"]),
         .target(name: "HammingIndex"),
         .target(name: "Storage", dependencies: ["CSQLite"], resources: [.copy("Migrations")]),
         .target(name: "HTTP"),
         .target(
             name: "Service",
-            dependencies: ["Imaging", "NeuralNet", "Hashing", "HammingIndex", "Storage", "HTTP"]
+            dependencies: ["Imaging", "Hashing", "Evaluation", "HammingIndex", "Storage", "HTTP"]
         ),
-        .executableTarget(name: "dsch", dependencies: ["Service", "HTTP"]),
+        .executableTarget(
+            name: "dsch",
+            dependencies: ["Service", "HTTP", "Hashing", "Evaluation", "Imaging", "NeuralNet", "HammingIndex"]
+        ),
 
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CJPEG", "CPNG"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet"]),
-        .testTarget(name: "HashingTests", dependencies: ["Hashing"]),
+        .testTarget(name: "HashingTests", dependencies: ["Hashing", "NeuralNet"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Hashing", "HammingIndex", "Imaging", "NeuralNet", "CZlib"]),
         .testTarget(name: "HammingIndexTests", dependencies: ["HammingIndex"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),

@@ -1,4 +1,5 @@
 import Foundation
+import NeuralNet
 
 /// How training views are drawn from a thumbnail.
 public struct AugmentationSettings: Sendable, Equatable {

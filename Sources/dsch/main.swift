@@ -2,7 +2,7 @@ import Foundation
 import HTTP
 import Service
 
-/// The command-line interface: `dsch serve|import|bench`, each with `--help`.
+/// The command-line interface: `dsch serve|import|train|eval|config|bench`, each with `--help`.
 let usage = """
     dsch — image similarity search with learned binary hash codes
 

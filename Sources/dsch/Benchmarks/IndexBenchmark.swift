@@ -1,5 +1,6 @@
 import Foundation
 import HammingIndex
+import NeuralNet
 
 /// Options of `dsch bench index`, with the defaults the report quotes.
 private struct IndexBenchmarkOptions {
@@ -63,18 +64,6 @@ enum IndexBenchmarkError: Error, CustomStringConvertible {
     }
 }
 
-/// SplitMix64: small, fast and seedable, so runs with the same seed see the same codes.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 private func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     let middle = sorted.count / 2
@@ -91,7 +80,7 @@ func runIndexBenchmark(arguments: [String]) throws {
     let options = try IndexBenchmarkOptions(arguments: arguments)
     let index = try HammingIndex(bits: options.bits)
     let words = BinaryCode.wordCount(bits: options.bits)
-    var generator = SplitMix64(state: options.seed)
+    var generator = SplitMix64(seed: options.seed)
     func randomCode() -> [UInt64] {
         var code = (0..<words).map { _ in generator.next() }
         if options.bits % 64 != 0 { code[words - 1] &= (1 << UInt64(options.bits % 64)) - 1 }
