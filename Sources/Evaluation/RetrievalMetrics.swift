@@ -78,15 +78,6 @@ public enum RetrievalMetrics {
         return hits == 0 ? 0 : sum / Double(hits)
     }
 
-    /// The database positions in protocol order for one query: by Hamming distance, ties by position.
-    /// A counting sort over the distances 0…bits, so linear in the database size.
-    public static func hammingRanking(query: Int, queries: PackedCodes, database: PackedCodes) -> [Int] {
-        var distances = [Int](repeating: 0, count: database.count)
-        var histogram = [Int](repeating: 0, count: database.bits + 1)
-        computeDistances(query: query, queries: queries, database: database, into: &distances, histogram: &histogram)
-        return countingOrder(distances: distances, histogram: histogram, limit: database.count)
-    }
-
     /// mAP@k, precision@`precisionDepth` and the precision–recall curve over Hamming radius, in one pass.
     /// 1,000 queries against 69,000 codes take well under a second in a release build.
     public static func evaluateHamming(
@@ -158,14 +149,6 @@ public enum RetrievalMetrics {
             meanAveragePrecision: results.reduce(0) { $0 + $1.ap } / count,
             precisionAtDepth: results.reduce(0) { $0 + $1.precision } / count,
             precisionRecall: curve)
-    }
-
-    /// mAP@k of Hamming ranking (see `evaluateHamming`).
-    public static func meanAveragePrecision(
-        queries: PackedCodes, queryLabels: [UInt8], database: PackedCodes, databaseLabels: [UInt8], k: Int
-    ) -> Double {
-        evaluateHamming(queries: queries, queryLabels: queryLabels, database: database, databaseLabels: databaseLabels, k: k)
-            .meanAveragePrecision
     }
 
     /// mAP@k of exact Euclidean kNN on float features (row-major, `dimension` columns): the reference a

@@ -143,6 +143,7 @@ public struct ITQEncoder: HashEncoder {
     public let inputSize: Int
     public let model: ITQProjection
 
+    /// An encoder of `inputSize`×`inputSize` thumbnails through a trained (or loaded) projection.
     public init(inputSize: Int, model: ITQProjection) {
         self.bits = model.bits
         self.inputSize = inputSize

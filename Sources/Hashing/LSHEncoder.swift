@@ -15,6 +15,7 @@ public struct LSHEncoder: HashEncoder {
     /// The seed of an LSH model made without one.
     public static let defaultSeed: UInt64 = 0x5eed
 
+    /// The encoder whose projections `seed` fixes: the same seed always gives the same codes.
     public init(bits: Int, inputSize: Int, seed: UInt64 = LSHEncoder.defaultSeed) {
         self.bits = bits
         self.inputSize = inputSize

@@ -23,6 +23,7 @@ public struct ModelFileWriter {
     /// A file that starts with `bytes` (usually the format's magic).
     public init(_ bytes: [UInt8] = []) { self.bytes = bytes }
 
+    /// Appends 4 bytes, least significant first.
     public mutating func append(_ value: UInt32) {
         withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
@@ -37,6 +38,7 @@ public struct ModelFileWriter {
         append(value.bitPattern)
     }
 
+    /// Appends each value's bit pattern, in order.
     public mutating func append(_ values: some Collection<Float>) {
         bytes.reserveCapacity(bytes.count + 4 * values.count)
         for value in values { append(value) }
@@ -98,6 +100,7 @@ public struct ModelFileReader {
         return bytes[offset..<end]
     }
 
+    /// The next 4 bytes, least significant first.
     public mutating func uint32() throws -> UInt32 {
         try bytes(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
     }
@@ -107,6 +110,7 @@ public struct ModelFileReader {
         Int(try uint32())
     }
 
+    /// The next Float, from its bit pattern.
     public mutating func float() throws -> Float {
         Float(bitPattern: try uint32())
     }

@@ -32,7 +32,8 @@ final class EncoderRetrievalTests: XCTestCase {
         let random = (0..<(dimension * bits)).map { _ in generator.nextGaussian() }
         let lshCodes = PackedCodes(signsOf: matrixProduct(features, random, m: count, n: bits, k: dimension), count: count, bits: bits)
         func score(_ codes: PackedCodes) -> Double {
-            RetrievalMetrics.meanAveragePrecision(queries: codes, queryLabels: labels, database: codes, databaseLabels: labels, k: 100)
+            RetrievalMetrics.evaluateHamming(queries: codes, queryLabels: labels, database: codes, databaseLabels: labels, k: 100)
+                .meanAveragePrecision
         }
         let itq = score(itqCodes), lsh = score(lshCodes)
         XCTAssertGreaterThan(itq, 0.95)

@@ -4,6 +4,14 @@ import XCTest
 @testable import Evaluation
 
 final class MetricsTests: XCTestCase {
+    /// The database positions in protocol order for one query: by Hamming distance, ties by position.
+    private func ranking(query: Int, queries: PackedCodes, database: PackedCodes) -> [Int] {
+        var distances = [Int](repeating: 0, count: database.count)
+        var histogram = [Int](repeating: 0, count: database.bits + 1)
+        RetrievalMetrics.computeDistances(query: query, queries: queries, database: database, into: &distances, histogram: &histogram)
+        return RetrievalMetrics.countingOrder(distances: distances, histogram: histogram, limit: database.count)
+    }
+
     /// Ranked relevance T F T F: AP@4 = (1/1 + 2/3) / 2.
     func testAveragePrecisionHandComputed() {
         XCTAssertEqual(RetrievalMetrics.averagePrecision(relevant: [true, false, true, false], k: 4), (1 + 2.0 / 3) / 2, accuracy: 1e-12)
@@ -16,10 +24,11 @@ final class MetricsTests: XCTestCase {
     func testHammingRankingBreaksTiesByPosition() {
         let queries = PackedCodes(signsOf: [[-1, -1]], bits: 2)
         let database = PackedCodes(signsOf: [[1, 1], [1, -1], [-1, 1], [-1, -1]], bits: 2)
-        XCTAssertEqual(RetrievalMetrics.hammingRanking(query: 0, queries: queries, database: database), [3, 1, 2, 0])
+        XCTAssertEqual(ranking(query: 0, queries: queries, database: database), [3, 1, 2, 0])
         let labels: [UInt8] = [7, 0, 7, 0]
         func map(_ k: Int) -> Double {
-            RetrievalMetrics.meanAveragePrecision(queries: queries, queryLabels: [7], database: database, databaseLabels: labels, k: k)
+            RetrievalMetrics.evaluateHamming(queries: queries, queryLabels: [7], database: database, databaseLabels: labels, k: k)
+                .meanAveragePrecision
         }
         XCTAssertEqual(map(4), (1.0 / 3 + 2.0 / 4) / 2, accuracy: 1e-12)
         XCTAssertEqual(map(3), 1.0 / 3, accuracy: 1e-12)
@@ -45,7 +54,7 @@ final class MetricsTests: XCTestCase {
         for query in 0..<5 {
             let distances = rows.map { row in zip(row, queryRows[query]).filter { ($0 > 0) != ($1 > 0) }.count }
             let expected = distances.indices.sorted { (distances[$0], $0) < (distances[$1], $1) }
-            XCTAssertEqual(RetrievalMetrics.hammingRanking(query: query, queries: queries, database: database), expected)
+            XCTAssertEqual(ranking(query: query, queries: queries, database: database), expected)
         }
     }
 
