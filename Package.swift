@@ -21,7 +21,10 @@ let package = Package(
 
         .target(name: "Imaging", dependencies: ["CJPEG", "CPNG"]),
         .target(name: "NeuralNet", dependencies: ["CBLAS"]),
-        .target(name: "Hashing", dependencies: ["NeuralNet", "Imaging", "CBLAS", "CZlib"]),
+        // Encoders (LSH, ITQ, DSCH), the DSCH trainer, clustering, losses and the linear algebra they share.
+        .target(name: "Hashing", dependencies: ["NeuralNet", "CBLAS"]),
+        // The retrieval evaluation: the Fashion-MNIST protocol, IDX files, metrics and the PR plot.
+        .target(name: "Evaluation", dependencies: ["Hashing", "HammingIndex", "Imaging", "CZlib"]),
         // Hamming-distance kernels per instruction set (POPCNT, AVX2, AVX-512), chosen at start-up.
         .target(name: "CHammingKernels"),
         .target(name: "HammingIndex", dependencies: ["CHammingKernels"]),
@@ -29,15 +32,19 @@ let package = Package(
         .target(name: "HTTP"),
         .target(
             name: "Service",
-            dependencies: ["Imaging", "NeuralNet", "Hashing", "HammingIndex", "Storage", "HTTP"]
+            dependencies: ["Imaging", "Hashing", "Evaluation", "HammingIndex", "Storage", "HTTP"]
         ),
-        .executableTarget(name: "dsch", dependencies: ["Service", "HTTP"]),
+        .executableTarget(
+            name: "dsch",
+            dependencies: ["Service", "HTTP", "Hashing", "Evaluation", "Imaging", "NeuralNet", "HammingIndex"]
+        ),
 
         // Shared by the test targets: the socket test client, test images, one RNG, one CRC, helpers.
         .target(name: "TestSupport", dependencies: ["Imaging"], path: "Tests/TestSupport"),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CJPEG", "CPNG", "TestSupport"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet"]),
-        .testTarget(name: "HashingTests", dependencies: ["Hashing"]),
+        .testTarget(name: "HashingTests", dependencies: ["Hashing", "NeuralNet"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Hashing", "HammingIndex", "Imaging", "NeuralNet", "CZlib"]),
         .testTarget(name: "HammingIndexTests", dependencies: ["HammingIndex"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),

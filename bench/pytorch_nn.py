@@ -1,4 +1,4 @@
-"""PyTorch reference for `dsch bench nn`: the default DSCH encoder on the CPU.
+"""PyTorch reference for `dsch bench nn`: its benchmark encoder (widths 32/64/128) on the CPU.
 
 Times the same work as the Swift benchmark: a training step over two views of a batch (forward,
 backward of loss = sum(h * g) for a fixed random g, AdamW step), batched inference and single-image

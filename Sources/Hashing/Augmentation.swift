@@ -1,4 +1,5 @@
 import Foundation
+import NeuralNet
 
 /// How training views are drawn from a thumbnail.
 public struct AugmentationSettings: Sendable, Equatable {
@@ -14,6 +15,7 @@ public struct AugmentationSettings: Sendable, Equatable {
     /// Probability of turning a view gray (a no-op on images that already are).
     public var grayscaleProbability: Float = 0.2
 
+    /// The defaults above.
     public init() {}
 }
 

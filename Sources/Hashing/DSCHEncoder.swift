@@ -106,17 +106,27 @@ public struct DSCHEncoder: HashEncoder {
     /// Version 1 had no flags word; it is still read (as an encoder without the code batch norm).
     private static let formatVersion: UInt32 = 2
 
+    /// The bits of the header's flags word.
+    private enum Flags {
+        static let codeBatchNorm = 1
+        static let mirrorAveraging = 2
+        /// The head grid side sits in bits 8–15.
+        static let headGridShift = 8
+        static let headGridMask = 0xff
+    }
+
     /// Binary layout: "DSCH", little-endian UInt32 format version, bits, inputSize, the three widths,
     /// hidden width, flags (bit 0: code batch norm; bit 1: codes average the mirror image's outputs; bits
     /// 8–15: head grid side, 0 read as 1), then the network file (`Sequential.serialized()`, which
     /// carries its own checksum).
     public func serialized() throws -> [UInt8] {
-        var bytes = DSCHEncoder.magic
-        let header = [Int(DSCHEncoder.formatVersion), bits, inputSize] + configuration.widths
-            + [configuration.hiddenWidth,
-               (configuration.codeBatchNorm ? 1 : 0) | (averagesMirrorImages ? 2 : 0) | min(configuration.headGrid, 0xff) << 8]
-        for value in header { withUnsafeBytes(of: UInt32(value).littleEndian) { bytes += $0 } }
-        return bytes + pool.weights
+        var file = ModelFileWriter(DSCHEncoder.magic)
+        let flags = (configuration.codeBatchNorm ? Flags.codeBatchNorm : 0) | (averagesMirrorImages ? Flags.mirrorAveraging : 0)
+            | min(configuration.headGrid, Flags.headGridMask) << Flags.headGridShift
+        let header = [Int(DSCHEncoder.formatVersion), bits, inputSize] + configuration.widths + [configuration.hiddenWidth, flags]
+        for value in header { file.append(value) }
+        file.append(bytes: pool.weights)
+        return file.bytes
     }
 
     /// Rebuilds an encoder from `serialized()`.
@@ -124,23 +134,29 @@ public struct DSCHEncoder: HashEncoder {
         guard data.count > 4 + 8 * 4, Array(data[0..<4]) == magic else {
             throw HashEncoderError.badModelData("DSCH model does not start with the DSCH header")
         }
-        func word(_ index: Int) -> Int {
-            let offset = 4 + 4 * index
-            return Int((0..<4).reduce(UInt32(0)) { $0 | UInt32(data[offset + $1]) << (8 * UInt32($1)) })
+        var reader = ModelFileReader(data)
+        let configuration: EncoderConfiguration
+        let flags: Int
+        do {
+            _ = try reader.bytes(magic.count)
+            let version = try reader.int()
+            guard version == 1 || version == Int(formatVersion) else {
+                throw HashEncoderError.badModelData("DSCH model format version \(version); this build reads versions 1 to \(formatVersion)")
+            }
+            let bits = try reader.int(), inputSize = try reader.int()
+            let widths = [try reader.int(), try reader.int(), try reader.int()]
+            let hiddenWidth = try reader.int()
+            flags = version == 1 ? 0 : try reader.int()
+            configuration = EncoderConfiguration(
+                bits: bits, widths: widths, hiddenWidth: hiddenWidth, inputChannels: 3, inputSize: inputSize,
+                codeBatchNorm: flags & Flags.codeBatchNorm != 0, headGrid: max(1, (flags >> Flags.headGridShift) & Flags.headGridMask))
+        } catch let error as ModelFileError {
+            throw HashEncoderError.badModelData("DSCH header: \(error)")
         }
-        let version = word(0)
-        guard version == 1 || version == Int(formatVersion) else {
-            throw HashEncoderError.badModelData("DSCH model format version \(version); this build reads versions 1 to \(formatVersion)")
-        }
-        let headerSize = 4 + (version == 1 ? 7 : 8) * 4
-        let flags = version == 1 ? 0 : word(7)
-        let configuration = EncoderConfiguration(
-            bits: word(1), widths: [word(3), word(4), word(5)], hiddenWidth: word(6), inputChannels: 3, inputSize: word(2),
-            codeBatchNorm: flags & 1 != 0, headGrid: max(1, (flags >> 8) & 0xff))
         do {
             let network = try Sequential.dschEncoder(configuration, seed: 0)
-            try network.load(from: Array(data[headerSize...]))
-            return try DSCHEncoder(network: network, configuration: configuration, averagesMirrorImages: flags & 2 != 0)
+            try network.load(from: Array(reader.rest()))
+            return try DSCHEncoder(network: network, configuration: configuration, averagesMirrorImages: flags & Flags.mirrorAveraging != 0)
         } catch let error as NeuralNetError {
             throw HashEncoderError.badModelData("DSCH network: \(error)")
         }

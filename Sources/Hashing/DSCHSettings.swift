@@ -19,8 +19,12 @@ public enum DSCHSettingsError: Error, CustomStringConvertible, Equatable {
 /// Every DSCH hyperparameter with its measured default; decodable from a JSON object where missing
 /// keys keep defaults and unknown keys are an error naming the key.
 public struct DSCHSettings: Codable, Equatable, Sendable {
+    /// Where the architecture's defaults (bits, widths, hidden width, code batch norm, head grid) come
+    /// from, so that the settings and the network builder cannot disagree.
+    private static let architecture = EncoderConfiguration()
+
     /// Code length K.
-    public var bits: Int = 64
+    public var bits: Int = DSCHSettings.architecture.bits
     /// Training epochs over the training images, warm-up included.
     public var epochs: Int = 25
     /// Epochs of instance loss only before the first E-step.
@@ -59,14 +63,14 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     /// λ_q, weight of the quantisation loss `mean((|h| − 1)²)`.
     public var quantizationWeight: Double = 0
     /// Channels of the encoder's three convolution stages.
-    public var widths: [Int] = [16, 32, 64]
+    public var widths: [Int] = DSCHSettings.architecture.widths
     /// Width of the encoder's hidden fully connected layer.
-    public var hiddenWidth: Int = 256
+    public var hiddenWidth: Int = DSCHSettings.architecture.hiddenWidth
     /// A batch normalisation before the tanh, which balances every bit over the data.
-    public var codeBatchNorm: Bool = true
+    public var codeBatchNorm: Bool = DSCHSettings.architecture.codeBatchNorm
     /// Side of the feature grid the encoder's head sees (1: global average pooling; at least the last
     /// map's side, inputSize / 4: the whole map, unpooled).
-    public var headGrid: Int = 8
+    public var headGrid: Int = DSCHSettings.architecture.headGrid
     /// Whether the trained encoder's codes average the outputs for an image and its mirror image, so
     /// that both get one code (encoding does twice the work; training is unchanged).
     public var mirrorAveragedCodes: Bool = true

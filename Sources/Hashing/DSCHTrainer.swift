@@ -59,6 +59,13 @@ public final class DSCHTrainer {
     /// The semantic components of the latest E-step, kept for inspection.
     public private(set) var components: SemanticComponents?
 
+    /// Mixed into the seed for the order of the training images, so that it is not the weights' stream.
+    static let shuffleSeedSalt: UInt64 = 0x7368_7566_666c_65  // "shuffle" in ASCII
+    /// Step multiplier of the augmentation seeds (2⁶⁴ / golden ratio), so that consecutive steps get
+    /// seeds far apart.
+    static let augmentationSeedStride: UInt64 = 0x9e37_79b9_7f4a_7c15
+
+    /// A trainer of an encoder for `inputSize`×`inputSize` thumbnails with `settings`.
     public init(settings: DSCHSettings, inputSize: Int) {
         self.settings = settings
         self.inputSize = inputSize
@@ -91,7 +98,7 @@ public final class DSCHTrainer {
             warmupSteps: Int(settings.learningRateWarmupEpochs * Double(stepsPerEpoch)),
             minimum: Float(settings.minimumLearningRate))
         let augmentation = settings.augmentation
-        var shuffler = SplitMix64(seed: settings.seed ^ 0x7368_7566_666c_65)
+        var shuffler = SplitMix64(seed: settings.seed ^ DSCHTrainer.shuffleSeedSalt)
         var order = Array(0..<count)
         var step = 0
         var elapsed = 0.0
@@ -113,7 +120,7 @@ public final class DSCHTrainer {
                 let indices = Array(order[(batchIndex * batch)..<((batchIndex + 1) * batch)])
                 let views = Augmentation.twoViews(
                     batch: indices.map { thumbnails[$0] }, size: size, settings: augmentation,
-                    seed: settings.seed &+ 0x9e37_79b9_7f4a_7c15 &* UInt64(step + 1))
+                    seed: settings.seed &+ DSCHTrainer.augmentationSeedStride &* UInt64(step + 1))
                 optimizer.learningRate = schedule.learningRate(at: step)
                 optimizer.zeroGradients()
                 let codes = try network.forward(Tensor(shape: [2 * batch, 3, size, size], storage: views)).storage
@@ -123,8 +130,7 @@ public final class DSCHTrainer {
                 optimizer.step()
                 step += 1
             }
-            let seconds = Double((clock.now - started).components.seconds)
-                + Double((clock.now - started).components.attoseconds) * 1e-18
+            let seconds = (clock.now - started).inSeconds
             elapsed += seconds
             var report = DSCHEpochReport(
                 epoch: epoch + 1, epochs: settings.epochs,

@@ -35,7 +35,7 @@ public struct TrainingSettings: Equatable, Sendable {
     /// DSCH's hyperparameters; its `bits` is always `bits` above.
     public var dsch: DSCHSettings
 
-    public init(bits: Int, inputSize: Int, lshSeed: UInt64, itqIterations: Int = ITQEncoder.defaultIterations, dsch: DSCHSettings = DSCHSettings()) {
+    public init(bits: Int, inputSize: Int, lshSeed: UInt64, itqIterations: Int = ITQProjection.defaultIterations, dsch: DSCHSettings = DSCHSettings()) {
         self.bits = bits
         self.inputSize = inputSize
         self.lshSeed = lshSeed

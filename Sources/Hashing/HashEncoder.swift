@@ -31,3 +31,32 @@ public enum HashEncoderError: Error, CustomStringConvertible {
 public func centredPixelFeatures(_ thumbnail: [UInt8]) -> [Float] {
     thumbnail.map { Float($0) / 255 - 0.5 }
 }
+
+/// Thumbnails per matrix product in `linearHashOutputs`: large enough for an efficient product, small
+/// enough that the feature matrix stays near 24 MiB at 32×32 pixels.
+let linearEncodingChunk = 2_048
+
+/// The outputs of a linear hash (LSH, ITQ): the centred pixel features of `linearEncodingChunk`
+/// thumbnails at a time as a row-major matrix, handed to `project`, which returns `count×bits` outputs.
+/// Every thumbnail must hold `inputSize²×3` bytes.
+func linearHashOutputs(
+    thumbnails: [[UInt8]], inputSize: Int, bits: Int, project: (_ features: [Float], _ count: Int) -> [Float]
+) -> [[Float]] {
+    let dimension = inputSize * inputSize * 3
+    var result: [[Float]] = []
+    result.reserveCapacity(thumbnails.count)
+    var start = 0
+    while start < thumbnails.count {
+        let end = min(start + linearEncodingChunk, thumbnails.count)
+        var features = [Float]()
+        features.reserveCapacity((end - start) * dimension)
+        for thumbnail in thumbnails[start..<end] {
+            precondition(thumbnail.count == dimension, "thumbnail has \(thumbnail.count) bytes, expected \(dimension)")
+            features.append(contentsOf: centredPixelFeatures(thumbnail))
+        }
+        let outputs = project(features, end - start)
+        for row in 0..<(end - start) { result.append(Array(outputs[(row * bits)..<((row + 1) * bits)])) }
+        start = end
+    }
+    return result
+}

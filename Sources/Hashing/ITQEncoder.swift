@@ -1,4 +1,5 @@
 import Foundation
+import NeuralNet
 
 /// Why an ITQ model could not be trained.
 public enum ITQError: Error, CustomStringConvertible, Equatable {
@@ -31,13 +32,18 @@ public struct ITQProjection: Sendable {
     /// Quantisation loss ‖B − VR‖²/N after each ITQ iteration, for inspection.
     public let quantizationLossHistory: [Double]
 
+    /// ITQ iterations when none are given: the loss has flattened well before on thumbnail data.
+    public static let defaultIterations = 50
+    /// The seed of the PCA start and the random initial rotation when none is given.
+    public static let defaultSeed: UInt64 = 0x175
+
     /// Learns the projection from `count` feature rows.
     /// - Parameters:
     ///   - normalizeRows: scale each centred training row to unit length before PCA, as faiss's
     ///     `ITQTransform` does; signs of the outputs do not depend on it, only the learned map does.
     ///   - powerIterations: subspace iterations of the randomised PCA (each multiplies by XᵀX once).
     public static func train(
-        features: [Float], count: Int, dimension: Int, bits: Int, iterations: Int = 50, seed: UInt64 = 0x175,
+        features: [Float], count: Int, dimension: Int, bits: Int, iterations: Int = defaultIterations, seed: UInt64 = defaultSeed,
         normalizeRows: Bool = true, powerIterations: Int = 16
     ) throws -> ITQProjection {
         guard features.count == count * dimension, dimension > 0 else {
@@ -137,18 +143,17 @@ public struct ITQEncoder: HashEncoder {
     public let inputSize: Int
     public let model: ITQProjection
 
+    /// An encoder of `inputSize`×`inputSize` thumbnails through a trained (or loaded) projection.
     public init(inputSize: Int, model: ITQProjection) {
         self.bits = model.bits
         self.inputSize = inputSize
         self.model = model
     }
 
-    /// Rotation iterations when a caller names none (the ITQ paper's 50).
-    public static let defaultIterations = 50
-
     /// Trains on thumbnails (`inputSize`×`inputSize` RGB bytes each).
     public static func train(
-        thumbnails: [[UInt8]], bits: Int, inputSize: Int, iterations: Int = defaultIterations, seed: UInt64 = 0x175,
+        thumbnails: [[UInt8]], bits: Int, inputSize: Int, iterations: Int = ITQProjection.defaultIterations,
+        seed: UInt64 = ITQProjection.defaultSeed,
         normalizeRows: Bool = true
     ) throws -> ITQEncoder {
         let dimension = inputSize * inputSize * 3
@@ -165,24 +170,11 @@ public struct ITQEncoder: HashEncoder {
         return ITQEncoder(inputSize: inputSize, model: model)
     }
 
+    /// `(features − mean) · projection` for each chunk of thumbnails.
     public func encode(thumbnails: [[UInt8]]) -> [[Float]] {
-        let dimension = inputSize * inputSize * 3
-        var result: [[Float]] = []
-        result.reserveCapacity(thumbnails.count)
-        let chunk = 2_048
-        var start = 0
-        while start < thumbnails.count {
-            let end = min(start + chunk, thumbnails.count)
-            var features = [Float](); features.reserveCapacity((end - start) * dimension)
-            for thumbnail in thumbnails[start..<end] {
-                precondition(thumbnail.count == dimension, "thumbnail has \(thumbnail.count) bytes, expected \(dimension)")
-                features.append(contentsOf: centredPixelFeatures(thumbnail))
-            }
-            let outputs = model.apply(features: features, count: end - start)
-            for row in 0..<(end - start) { result.append(Array(outputs[(row * bits)..<((row + 1) * bits)])) }
-            start = end
+        linearHashOutputs(thumbnails: thumbnails, inputSize: inputSize, bits: bits) { features, count in
+            model.apply(features: features, count: count)
         }
-        return result
     }
 
     private static let magic: [UInt8] = Array("ITQ1".utf8)
@@ -190,10 +182,11 @@ public struct ITQEncoder: HashEncoder {
     /// Binary layout: "ITQ1", then little-endian UInt32 bits, inputSize, dimension, then Float32 mean
     /// (`dimension`) and projection (`dimension×bits`).
     public func serialized() throws -> [UInt8] {
-        var bytes = ITQEncoder.magic
-        for value in [bits, inputSize, model.dimension] { withUnsafeBytes(of: UInt32(value).littleEndian) { bytes += $0 } }
-        for value in model.mean + model.projection { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes += $0 } }
-        return bytes
+        var file = ModelFileWriter(ITQEncoder.magic)
+        for value in [bits, inputSize, model.dimension] { file.append(value) }
+        file.append(model.mean)
+        file.append(model.projection)
+        return file.bytes
     }
 
     /// Rebuilds an encoder from `serialized()`.
@@ -201,19 +194,35 @@ public struct ITQEncoder: HashEncoder {
         guard data.count >= 16, Array(data[0..<4]) == magic else {
             throw HashEncoderError.badModelData("ITQ model does not start with the ITQ1 header")
         }
-        func word(_ offset: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(data[offset + $1]) << (8 * UInt32($1)) } }
-        let bits = Int(word(4)), inputSize = Int(word(8)), dimension = Int(word(12))
-        guard bits > 0, dimension == inputSize * inputSize * 3 else {
-            throw HashEncoderError.badModelData("ITQ header: \(bits) bits, input \(inputSize), dimension \(dimension)")
+        do {
+            var reader = ModelFileReader(data)
+            _ = try reader.bytes(magic.count)
+            let bits = try reader.int(), inputSize = try reader.int(), dimension = try reader.int()
+            // Header words reach 2^32 − 1, so their products can overflow an Int: checked, not trapped.
+            guard bits > 0, checkedProduct(inputSize, inputSize, 3) == dimension else {
+                throw HashEncoderError.badModelData("ITQ header: \(bits) bits, input \(inputSize), dimension \(dimension)")
+            }
+            guard let floatBytes = checkedProduct(dimension, bits + 1, 4), data.count == 16 + floatBytes else {
+                throw HashEncoderError.badModelData(
+                    "ITQ model holds \(data.count) bytes, expected 16 + 4 × \(dimension) × \(bits + 1)")
+            }
+            let mean = try reader.floats(dimension)
+            let projection = try reader.floats(dimension * bits)
+            let model = ITQProjection(dimension: dimension, bits: bits, mean: mean, projection: projection, quantizationLossHistory: [])
+            return ITQEncoder(inputSize: inputSize, model: model)
+        } catch let error as ModelFileError {
+            throw HashEncoderError.badModelData("ITQ model: \(error)")
         }
-        let floatCount = dimension + dimension * bits
-        guard data.count == 16 + 4 * floatCount else {
-            throw HashEncoderError.badModelData("ITQ model holds \(data.count) bytes, expected \(16 + 4 * floatCount)")
-        }
-        let floats = (0..<floatCount).map { Float(bitPattern: word(16 + 4 * $0)) }
-        let model = ITQProjection(
-            dimension: dimension, bits: bits, mean: Array(floats[0..<dimension]),
-            projection: Array(floats[dimension...]), quantizationLossHistory: [])
-        return ITQEncoder(inputSize: inputSize, model: model)
     }
+}
+
+/// The product of `factors`, or nil when it overflows an Int.
+private func checkedProduct(_ factors: Int...) -> Int? {
+    var product = 1
+    for factor in factors {
+        let (next, overflow) = product.multipliedReportingOverflow(by: factor)
+        if overflow { return nil }
+        product = next
+    }
+    return product
 }

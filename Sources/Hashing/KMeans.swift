@@ -1,4 +1,5 @@
 import Foundation
+import NeuralNet
 
 /// Why a clustering could not be fitted.
 public enum ClusteringError: Error, CustomStringConvertible, Equatable {

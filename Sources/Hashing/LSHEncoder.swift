@@ -1,4 +1,5 @@
 import Foundation
+import NeuralNet
 
 /// Data-independent locality-sensitive hashing: the signs of random Gaussian projections of the
 /// centred thumbnail pixels. The cold-start model of the service: it needs no training, so an empty
@@ -8,10 +9,14 @@ public struct LSHEncoder: HashEncoder {
     public let bits: Int
     public let inputSize: Int
     public let seed: UInt64
-    /// `bits` rows of `inputSize * inputSize * 3` weights.
+    /// `bits` rows of `inputSize * inputSize * 3` weights, drawn from `SplitMix64(seed:)`.
     private let projection: [Float]
 
-    public init(bits: Int, inputSize: Int, seed: UInt64 = 0x5eed) {
+    /// The seed of an LSH model made without one.
+    public static let defaultSeed: UInt64 = 0x5eed
+
+    /// The encoder whose projections `seed` fixes: the same seed always gives the same codes.
+    public init(bits: Int, inputSize: Int, seed: UInt64 = LSHEncoder.defaultSeed) {
         self.bits = bits
         self.inputSize = inputSize
         self.seed = seed
@@ -23,22 +28,9 @@ public struct LSHEncoder: HashEncoder {
     /// One matrix product per chunk of thumbnails (features × projectionᵀ) through OpenBLAS.
     public func encode(thumbnails: [[UInt8]]) -> [[Float]] {
         let dimension = inputSize * inputSize * 3
-        var result: [[Float]] = []
-        result.reserveCapacity(thumbnails.count)
-        var start = 0
-        while start < thumbnails.count {
-            let end = min(start + 2_048, thumbnails.count)
-            var features = [Float]()
-            features.reserveCapacity((end - start) * dimension)
-            for thumbnail in thumbnails[start..<end] {
-                precondition(thumbnail.count == dimension, "thumbnail has \(thumbnail.count) bytes, expected \(dimension)")
-                features.append(contentsOf: centredPixelFeatures(thumbnail))
-            }
-            let outputs = matrixProduct(features, projection, transposeB: true, m: end - start, n: bits, k: dimension)
-            for row in 0..<(end - start) { result.append(Array(outputs[(row * bits)..<((row + 1) * bits)])) }
-            start = end
+        return linearHashOutputs(thumbnails: thumbnails, inputSize: inputSize, bits: bits) { features, count in
+            matrixProduct(features, projection, transposeB: true, m: count, n: bits, k: dimension)
         }
-        return result
     }
 
     /// The projection is derived from the seed, so the model is just its parameters.
@@ -56,26 +48,5 @@ public struct LSHEncoder: HashEncoder {
         } catch {
             throw HashEncoderError.badModelData("LSH parameters: \(error)")
         }
-    }
-}
-
-/// A small, fast, seedable generator (SplitMix64) so that every random choice is reproducible.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var value = state
-        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-        return value ^ (value >> 31)
-    }
-    /// A uniform Float in [0, 1).
-    public mutating func nextUniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    /// A standard normal sample (Box–Muller).
-    public mutating func nextGaussian() -> Float {
-        let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300)
-        let u2 = Double(next() >> 11) / Double(1 << 53)
-        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
 }

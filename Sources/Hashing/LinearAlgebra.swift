@@ -22,8 +22,8 @@ func matrixMultiply(
         beta, c, Int32(n))
 }
 
-/// Array convenience over `matrixMultiply`: returns `op(A) * op(B)` (`m×n`).
-func matrixProduct(
+/// Array convenience over `matrixMultiply`: returns `op(A) * op(B)` (`m×n`) through OpenBLAS.
+public func matrixProduct(
     _ a: [Float], transposeA: Bool = false, _ b: [Float], transposeB: Bool = false, m: Int, n: Int, k: Int
 ) -> [Float] {
     var c = [Float](repeating: 0, count: m * n)

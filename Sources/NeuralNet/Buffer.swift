@@ -103,48 +103,11 @@ public final class Parameter {
     public func zeroGradient() { gradient.fill(0) }
 }
 
-/// A small, fast, seedable generator (xoshiro256**) so that initialisation is reproducible.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: (UInt64, UInt64, UInt64, UInt64)
-
-    /// Expands `seed` with SplitMix64 into the full state, as the xoshiro authors recommend.
-    public init(seed: UInt64) {
-        var mix = seed
-        func next() -> UInt64 {
-            mix &+= 0x9E37_79B9_7F4A_7C15
-            var z = mix
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        state = (next(), next(), next(), next())
-    }
-
-    public mutating func next() -> UInt64 {
-        let result = ((state.1 &* 5) << 7 | (state.1 &* 5) >> 57) &* 9
-        let shifted = state.1 << 17
-        state.2 ^= state.0
-        state.3 ^= state.1
-        state.1 ^= state.2
-        state.0 ^= state.3
-        state.2 ^= shifted
-        state.3 = state.3 << 45 | state.3 >> 19
-        return result
-    }
-
-    /// A standard normal sample (Box–Muller).
-    public mutating func nextGaussian() -> Double {
-        let u1 = Double(next() >> 11) * 0x1.0p-53
-        let u2 = Double(next() >> 11) * 0x1.0p-53
-        return (-2 * log(max(u1, .leastNonzeroMagnitude))).squareRoot() * cos(2 * .pi * u2)
-    }
-}
-
 /// Fills `parameter` with He/Kaiming normal values, N(0, 2 / fanIn), suited to ReLU networks.
-func kaimingNormal(_ parameter: Parameter, fanIn: Int, generator: inout SeededGenerator) {
+func kaimingNormal(_ parameter: Parameter, fanIn: Int, generator: inout SplitMix64) {
     let deviation = (2.0 / Double(fanIn)).squareRoot()
     let pointer = parameter.value.pointer
     for index in 0..<parameter.count {
-        pointer[index] = Float(generator.nextGaussian() * deviation)
+        pointer[index] = Float(Double(generator.nextGaussian()) * deviation)
     }
 }

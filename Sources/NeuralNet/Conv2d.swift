@@ -29,7 +29,7 @@ public final class Conv2d: Layer {
     /// A convolution with He-initialised weights drawn from `generator` and a zero bias.
     public init(
         inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-        bias: Bool = true, generator: inout SeededGenerator
+        bias: Bool = true, generator: inout SplitMix64
     ) throws {
         guard inChannels > 0, outChannels > 0, kernelSize > 0, stride > 0, padding >= 0 else {
             throw NeuralNetError.invalidConfiguration(
@@ -54,7 +54,7 @@ public final class Conv2d: Layer {
     public override var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
 
     override func makeReplica() throws -> Layer {
-        var generator = SeededGenerator(seed: 0)
+        var generator = SplitMix64(seed: 0)
         return try Conv2d(
             inChannels: inChannels, outChannels: outChannels, kernelSize: kernelHeight, stride: stride,
             padding: padding, bias: bias != nil, generator: &generator)

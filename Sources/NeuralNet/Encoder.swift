@@ -1,4 +1,6 @@
-/// Hyper-parameters of the default DSCH encoder.
+/// Hyper-parameters of the DSCH encoder. Its defaults are the project's one set of architecture
+/// defaults: `DSCHSettings` starts from them, and model files record every field, so changing a default
+/// changes new models only.
 public struct EncoderConfiguration: Sendable, Equatable {
     /// Code length K: width of the tanh output.
     public var bits: Int
@@ -19,10 +21,11 @@ public struct EncoderConfiguration: Sendable, Equatable {
     /// instead of only what is there.
     public var headGrid: Int
 
-    /// The design's defaults: 64 bits, widths 32/64/128, hidden 256, 3×32×32 input.
+    /// The measured DSCH defaults: 64 bits, widths 16/32/64, hidden 256, 3×32×32 input, a batch
+    /// normalisation on the code, and the whole 8×8 last feature map in the head.
     public init(
-        bits: Int = 64, widths: [Int] = [32, 64, 128], hiddenWidth: Int = 256, inputChannels: Int = 3, inputSize: Int = 32,
-        codeBatchNorm: Bool = false, headGrid: Int = 1
+        bits: Int = 64, widths: [Int] = [16, 32, 64], hiddenWidth: Int = 256, inputChannels: Int = 3, inputSize: Int = 32,
+        codeBatchNorm: Bool = true, headGrid: Int = 8
     ) {
         self.codeBatchNorm = codeBatchNorm
         self.headGrid = headGrid
@@ -35,7 +38,7 @@ public struct EncoderConfiguration: Sendable, Equatable {
 }
 
 extension Sequential {
-    /// The default DSCH encoder: `[conv3×3 c1, BN, ReLU]×2, maxpool2, [conv3×3 c2, BN, ReLU]×2,
+    /// The DSCH encoder: `[conv3×3 c1, BN, ReLU]×2, maxpool2, [conv3×3 c2, BN, ReLU]×2,
     /// maxpool2, conv3×3 c3, BN, ReLU, global average pool (or max pool to the head grid, flattened),
     /// linear→hidden, ReLU, linear→bits, [BN,] tanh`,
     /// He-initialised from `seed` (the same seed gives the same weights).
@@ -54,7 +57,7 @@ extension Sequential {
                 "the head grid must divide the last feature map's side \(featureSide) (input size / 4), got \(c.headGrid); "
                     + "set headGrid to 1 (global average pooling), a divisor of \(featureSide), or \(featureSide) or more (the whole map)")
         }
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         var layers: [Layer] = []
         func block(_ input: Int, _ output: Int) throws {
             layers.append(try Conv2d(inChannels: input, outChannels: output, kernelSize: 3, padding: 1, bias: false, generator: &generator))

@@ -15,7 +15,7 @@ public final class Linear: Layer {
     private var savedInput: Buffer?
 
     /// A linear layer with He-initialised weights drawn from `generator` and a zero bias.
-    public init(inFeatures: Int, outFeatures: Int, bias: Bool = true, generator: inout SeededGenerator) throws {
+    public init(inFeatures: Int, outFeatures: Int, bias: Bool = true, generator: inout SplitMix64) throws {
         guard inFeatures > 0, outFeatures > 0 else {
             throw NeuralNetError.invalidConfiguration("Linear needs positive feature counts")
         }
@@ -34,7 +34,7 @@ public final class Linear: Layer {
     public override var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
 
     override func makeReplica() throws -> Layer {
-        var generator = SeededGenerator(seed: 0)
+        var generator = SplitMix64(seed: 0)
         return try Linear(inFeatures: inFeatures, outFeatures: outFeatures, bias: bias != nil, generator: &generator)
     }
 

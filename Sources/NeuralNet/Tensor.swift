@@ -34,11 +34,6 @@ public struct Tensor: Equatable, Sendable {
     /// Number of dimensions.
     public var rank: Int { shape.count }
 
-    /// The same elements viewed with another shape of equal element count.
-    public func reshaped(_ newShape: [Int]) throws -> Tensor {
-        try Tensor(shape: newShape, storage: storage)
-    }
-
     /// Reads or writes one element by its row-major offset.
     public subscript(flat index: Int) -> Float {
         get { storage[index] }

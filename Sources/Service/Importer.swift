@@ -1,5 +1,5 @@
 import Foundation
-import Hashing
+import Evaluation
 import Imaging
 
 /// Feeds folders of JPEG/PNG files, or IDX image files (such as Fashion-MNIST's), through the same

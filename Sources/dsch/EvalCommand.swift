@@ -1,3 +1,4 @@
+import Evaluation
 import Foundation
 import Hashing
 
@@ -115,7 +116,7 @@ func runEval(arguments: [String]) throws {
         report.floatKNNMeanAveragePrecisionAt1000 = RetrievalMetrics.floatKNNMeanAveragePrecision(
             queries: pixels(split.queryIndices), queryLabels: split.labels(of: split.queryIndices),
             database: pixels(split.databaseIndices), databaseLabels: split.labels(of: split.databaseIndices),
-            dimension: split.images.rows * split.images.columns, k: 1_000)
+            dimension: split.images.rows * split.images.columns, k: EvaluationProtocol.rankingDepth)
         print(String(format: "float kNN (raw pixels, Euclidean) mAP@1000 %.4f", report.floatKNNMeanAveragePrecisionAt1000!))
     }
 
@@ -128,7 +129,7 @@ func runEval(arguments: [String]) throws {
             case "itq":
                 let start = clock.now
                 let itq = try ITQEncoder.train(thumbnails: trainingThumbnails, bits: bits, inputSize: inputSize)
-                try record(evaluateEncoder(itq, on: split, method: method, trainingSeconds: durationSeconds(clock.now - start)))
+                try record(evaluateEncoder(itq, on: split, method: method, trainingSeconds: (clock.now - start).inSeconds))
             default:
                 let ablation = ablations[method]!
                 if ablation != .full && !ablationBits.contains(bits) { continue }
@@ -138,7 +139,7 @@ func runEval(arguments: [String]) throws {
                 let encoder = try DSCHTrainer(settings: settings, inputSize: inputSize).train(thumbnails: trainingThumbnails) {
                     printEpoch($0, prefix: "  \(method) \(bits) bits: ")
                 }
-                let trainingSeconds = durationSeconds(clock.now - start)
+                let trainingSeconds = (clock.now - start).inSeconds
                 if let modelDirectory = options["save-models"] {
                     let path = "\(modelDirectory)/\(method)-\(bits).model"
                     _ = FileManager.default.createFile(atPath: path, contents: Data(try encoder.serialized()))
@@ -151,10 +152,6 @@ func runEval(arguments: [String]) throws {
     try write(report, to: outputDirectory)
     print("\n" + markdown(report))
     print("wrote \(outputDirectory)/eval.json, eval.md and pr-curves.png")
-}
-
-func durationSeconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
 }
 
 /// Writes eval.json, eval.md and (when some method has curves) pr-curves.png.

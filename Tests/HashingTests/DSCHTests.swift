@@ -1,5 +1,4 @@
 import Foundation
-import Imaging
 import NeuralNet
 import XCTest
 @testable import Hashing
@@ -136,37 +135,6 @@ final class DSCHTrainerTests: XCTestCase {
             XCTAssertEqual(error as? DSCHTrainingError, .badThumbnail(index: 0, bytes: 3, expected: 768))
         }
     }
-
-    /// A short run on a few hundred Fashion-MNIST images must rank same-class images higher than the
-    /// untrained network with the same initial weights does.
-    func testTrainingBeatsTheUntrainedNetworkOnFashionMNIST() throws {
-        let directory = EvaluationProtocol.fashionMNISTDirectory
-        guard FileManager.default.fileExists(atPath: directory + "/train-images-idx3-ubyte.gz")
-            || FileManager.default.fileExists(atPath: directory + "/train-images-idx3-ubyte") else {
-            throw XCTSkip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-        }
-        let split = try EvaluationProtocol.load(directory: directory, trainingCount: 400)
-        let indices = split.trainingIndices
-        let thumbnails = indices.map { grayThumbnail(Array(split.images.image($0)), width: 28, height: 28, size: 16) }
-        let labels = split.labels(of: indices)
-        var settings = smallSettings(epochs: 6)
-        settings.bits = 32
-        settings.learningRate = 0.005
-        settings.fineComponents = 20
-        settings.coarseComponents = 5
-
-        func meanAveragePrecision(_ encoder: DSCHEncoder) -> Double {
-            let codes = PackedCodes(signsOf: encoder.encode(thumbnails: thumbnails), bits: encoder.bits)
-            return RetrievalMetrics.evaluateHamming(
-                queries: codes, queryLabels: labels, database: codes, databaseLabels: labels, k: 100, precisionDepth: 10
-            ).meanAveragePrecision
-        }
-        let untrainedNetwork = try Sequential.dschEncoder(settings.encoderConfiguration(inputSize: 16), seed: settings.seed)
-        untrainedNetwork.mode = .inference
-        let untrained = meanAveragePrecision(try DSCHEncoder(network: untrainedNetwork, configuration: settings.encoderConfiguration(inputSize: 16)))
-        let trained = meanAveragePrecision(try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: thumbnails) { _ in })
-        XCTAssertGreaterThan(trained, untrained + 0.1, "trained mAP \(trained), untrained \(untrained)")
-    }
 }
 
 final class DSCHEncoderTests: XCTestCase {
@@ -283,30 +251,5 @@ final class DSCHEncoderTests: XCTestCase {
         defer { results.deallocate() }
         DispatchQueue.concurrentPerform(iterations: 4) { results[$0] = encoder.encode(thumbnails: probe) }
         for result in results { XCTAssertEqual(result, expected) }
-    }
-}
-
-final class PrecisionRecallPlotTests: XCTestCase {
-    func testDrawsEveryCurveInItsColourAndALegend() throws {
-        let rising = (0...4).map { PrecisionRecallPoint(radius: $0, precision: 1 - Double($0) * 0.2, recall: Double($0) * 0.25) }
-        let flat = (0...4).map { PrecisionRecallPoint(radius: $0, precision: 0.3, recall: Double($0) * 0.25) }
-        let plot = PrecisionRecallPlot(curves: [.init(method: "a", points: rising), .init(method: "b", points: flat)], width: 400, height: 300)
-        let image = plot.raster()
-        XCTAssertEqual(image.pixels.count, 400 * 300 * 3)
-        func count(_ colour: (UInt8, UInt8, UInt8)) -> Int {
-            stride(from: 0, to: image.pixels.count, by: 3).filter {
-                image.pixels[$0] == colour.0 && image.pixels[$0 + 1] == colour.1 && image.pixels[$0 + 2] == colour.2
-            }.count
-        }
-        let first = PrecisionRecallPlot.palette[0].rgb, second = PrecisionRecallPlot.palette[1].rgb
-        // Each curve spans the plot's width (≥ 300 pixels of line) plus an 18×18 legend box.
-        XCTAssertGreaterThan(count(first), 300 + 18 * 18)
-        XCTAssertGreaterThan(count(second), 300 + 18 * 18)
-        XCTAssertEqual(count(PrecisionRecallPlot.palette[2].rgb), 0)
-        // The flat curve at precision 0.3 passes through the middle column at the height of 0.3.
-        let x = 60 + (380 - 60) / 2, y = 250 - Int(0.3 * 230)
-        XCTAssertEqual(Array(image.pixels[((y * 400 + x) * 3)..<((y * 400 + x) * 3 + 3)]), [second.0, second.1, second.2])
-        XCTAssertEqual(Array(try plot.png().prefix(8)), [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
-        XCTAssertEqual(plot.colourNames, ["blue", "orange"])
     }
 }

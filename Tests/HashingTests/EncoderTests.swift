@@ -1,3 +1,4 @@
+import NeuralNet
 import XCTest
 @testable import Hashing
 
@@ -39,49 +40,6 @@ final class EncoderTests: XCTestCase {
         let basis = ITQProjection.principalDirections(data, count: 2_000, dimension: 5, directions: 2, powerIterations: 8, generator: &generator)
         XCTAssertEqual(abs(basis[0 * 2 + 0]), 1, accuracy: 0.02)
         XCTAssertEqual(abs(basis[1 * 2 + 1]), 1, accuracy: 0.02)
-    }
-
-    /// Eight classes as corners of a 3-cube, embedded in 32 dimensions with a random rotation and small
-    /// noise: ITQ with 3 bits should find the corners, random projections (what LSH does) should not.
-    func testITQBeatsRandomProjectionsOnSyntheticData() throws {
-        var generator = SplitMix64(seed: 21)
-        let dimension = 32, count = 800
-        var embedding = (0..<(dimension * 3)).map { _ in generator.nextGaussian() }
-        orthonormalizeColumns(&embedding, rows: dimension, columns: 3)
-        var features: [Float] = [], labels: [UInt8] = []
-        for index in 0..<count {
-            let label = index % 8
-            let corner: [Float] = [(label & 1) == 0 ? -1 : 1, (label & 2) == 0 ? -1 : 1, (label & 4) == 0 ? -1 : 1]
-            for row in 0..<dimension {
-                var value: Float = 0.15 * generator.nextGaussian()
-                for k in 0..<3 { value += 3 * embedding[row * 3 + k] * (corner[k] + 0.25 * generator.nextGaussian()) }
-                features.append(value)
-            }
-            labels.append(UInt8(label))
-        }
-        let bits = 3
-        let model = try ITQProjection.train(features: features, count: count, dimension: dimension, bits: bits, seed: 1)
-        let history = model.quantizationLossHistory
-        XCTAssertLessThanOrEqual(history.last!, history.first! + 1e-9)
-        let itqCodes = PackedCodes(signsOf: model.apply(features: features, count: count), count: count, bits: bits)
-        let random = (0..<(dimension * bits)).map { _ in generator.nextGaussian() }
-        let lshCodes = PackedCodes(signsOf: matrixProduct(features, random, m: count, n: bits, k: dimension), count: count, bits: bits)
-        func score(_ codes: PackedCodes) -> Double {
-            RetrievalMetrics.meanAveragePrecision(queries: codes, queryLabels: labels, database: codes, databaseLabels: labels, k: 100)
-        }
-        let itq = score(itqCodes), lsh = score(lshCodes)
-        XCTAssertGreaterThan(itq, 0.95)
-        XCTAssertGreaterThan(itq, lsh + 0.1, "ITQ \(itq) vs random projections \(lsh)")
-        // The projection's columns are orthonormal (PCA basis times a rotation).
-        for a in 0..<bits {
-            for b in 0..<bits {
-                let dot = (0..<dimension).reduce(Float(0)) { $0 + model.projection[$1 * bits + a] * model.projection[$1 * bits + b] }
-                XCTAssertEqual(dot, a == b ? 1 : 0, accuracy: 1e-4)
-            }
-        }
-        XCTAssertThrowsError(try ITQProjection.train(features: features, count: count, dimension: dimension, bits: 33)) {
-            XCTAssertEqual($0 as? ITQError, .tooManyBits(bits: 33, dimension: 32))
-        }
     }
 
     func testITQEncoderSerialisationRoundTrip() throws {

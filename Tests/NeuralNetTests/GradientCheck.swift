@@ -9,7 +9,7 @@ import XCTest
 /// pass in Float32 and near 1 for a wrong one.
 enum GradientCheck {
     static func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         let count = shape.reduce(1, *)
         return try! Tensor(shape: shape, storage: (0..<count).map { _ in Float(generator.nextGaussian()) * scale })
     }

@@ -4,27 +4,27 @@ import XCTest
 /// Finite-difference checks of every layer's backward pass, for inputs and parameters.
 final class GradientTests: XCTestCase {
     func testConv2dPaddedGradients() throws {
-        var generator = SeededGenerator(seed: 1)
+        var generator = SplitMix64(seed: 1)
         let layer = try Conv2d(inChannels: 3, outChannels: 4, kernelSize: 3, padding: 1, bias: true, generator: &generator)
         layer.bias!.values = [0.1, -0.2, 0.3, 0.05]
         try GradientCheck.check(layer, input: GradientCheck.randomTensor([2, 3, 5, 5], seed: 2), training: true)
     }
 
     func testConv2dStridedGradients() throws {
-        var generator = SeededGenerator(seed: 3)
+        var generator = SplitMix64(seed: 3)
         let layer = try Conv2d(inChannels: 2, outChannels: 3, kernelSize: 3, stride: 2, padding: 1, bias: false, generator: &generator)
         try GradientCheck.check(layer, input: GradientCheck.randomTensor([2, 2, 7, 6], seed: 4), training: true)
     }
 
     func testConv2dWideKernelNoPaddingGradients() throws {
-        var generator = SeededGenerator(seed: 5)
+        var generator = SplitMix64(seed: 5)
         let layer = try Conv2d(inChannels: 2, outChannels: 2, kernelSize: 4, stride: 1, padding: 0, generator: &generator)
         try GradientCheck.check(layer, input: GradientCheck.randomTensor([3, 2, 6, 5], seed: 6), training: true)
     }
 
     func testConv2dSingleImageAndGroupedPathsGradients() throws {
         // One image goes straight into the output; several go through the scatter/gather path.
-        var generator = SeededGenerator(seed: 7)
+        var generator = SplitMix64(seed: 7)
         let layer = try Conv2d(inChannels: 3, outChannels: 2, kernelSize: 1, generator: &generator)
         try GradientCheck.check(layer, input: GradientCheck.randomTensor([1, 3, 4, 4], seed: 8), training: true)
         try GradientCheck.check(layer, input: GradientCheck.randomTensor([3, 3, 4, 4], seed: 9), training: true)
@@ -68,7 +68,7 @@ final class GradientTests: XCTestCase {
     }
 
     func testLinearGradients() throws {
-        var generator = SeededGenerator(seed: 17)
+        var generator = SplitMix64(seed: 17)
         let layer = try Linear(inFeatures: 5, outFeatures: 4, generator: &generator)
         layer.bias!.values = [0.1, 0.2, -0.3, 0.4]
         try GradientCheck.check(layer, input: GradientCheck.randomTensor([3, 5], seed: 18), training: true)
@@ -77,7 +77,7 @@ final class GradientTests: XCTestCase {
     /// A small network using every layer, with BatchNorm+ReLU fusion, in both modes. Layers feeding a
     /// batch norm have no bias: its true gradient is zero there, which a relative error cannot judge.
     func testComposedNetworkGradientsInTrainingAndInference() throws {
-        var generator = SeededGenerator(seed: 19)
+        var generator = SplitMix64(seed: 19)
         let network = try Sequential([
             Conv2d(inChannels: 3, outChannels: 4, kernelSize: 3, padding: 1, bias: false, generator: &generator),
             BatchNorm2d(channels: 4), ReLU(), MaxPool2d(kernelSize: 2),

@@ -11,7 +11,7 @@ final class KnownAnswerTests: XCTestCase {
     }
 
     func testConvolutionWithHandComputedKernel() throws {
-        var generator = SeededGenerator(seed: 0)
+        var generator = SplitMix64(seed: 0)
         let layer = try Conv2d(inChannels: 1, outChannels: 1, kernelSize: 2, generator: &generator)
         layer.weight.values = [1, 2, 3, 4]
         layer.bias!.values = [0.5]
@@ -23,7 +23,7 @@ final class KnownAnswerTests: XCTestCase {
     }
 
     func testSamePaddedConvolutionBoxSumAndShiftedTap() throws {
-        var generator = SeededGenerator(seed: 0)
+        var generator = SplitMix64(seed: 0)
         let layer = try Conv2d(inChannels: 1, outChannels: 3, kernelSize: 3, padding: 1, bias: false, generator: &generator)
         // Filters: all ones (box sums), the top-left tap only (shift down-right), the bottom-right tap only.
         layer.weight.values = [Float](repeating: 1, count: 9) + [1, 0, 0, 0, 0, 0, 0, 0, 0] + [0, 0, 0, 0, 0, 0, 0, 0, 1]
@@ -33,7 +33,7 @@ final class KnownAnswerTests: XCTestCase {
     }
 
     func testPaddedStridedConvolutionOverABatchAndTwoFilters() throws {
-        var generator = SeededGenerator(seed: 0)
+        var generator = SplitMix64(seed: 0)
         let layer = try Conv2d(inChannels: 1, outChannels: 2, kernelSize: 3, stride: 2, padding: 1, bias: false, generator: &generator)
         layer.weight.values = [Float](repeating: 1, count: 9) + [Float](repeating: -1, count: 9)
         let image = (1...9).map(Float.init)
@@ -107,7 +107,7 @@ final class KnownAnswerTests: XCTestCase {
         XCTAssertEqual(pooled.shape, [1, 2])
         assertEqual(pooled.storage, [2.5, -2])
 
-        var generator = SeededGenerator(seed: 0)
+        var generator = SplitMix64(seed: 0)
         let linear = try Linear(inFeatures: 2, outFeatures: 3, generator: &generator)
         linear.weight.values = [1, 0, 0, 1, 1, 1]
         linear.bias!.values = [0, 1, -1]

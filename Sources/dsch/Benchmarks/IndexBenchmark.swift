@@ -1,5 +1,6 @@
 import Foundation
 import HammingIndex
+import NeuralNet
 
 /// Which codes `dsch bench index` searches.
 private enum CodeKind: String {
@@ -96,18 +97,6 @@ enum IndexBenchmarkError: Error, CustomStringConvertible {
     }
 }
 
-/// SplitMix64: small, fast and seedable, so runs with the same seed see the same codes.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 private func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     let middle = sorted.count / 2
@@ -132,7 +121,7 @@ private struct CodeSource {
     init(options: IndexBenchmarkOptions) throws {
         bits = options.bits
         words = BinaryCode.wordCount(bits: bits)
-        generator = SplitMix64(state: options.seed)
+        generator = SplitMix64(seed: options.seed)
         switch (options.codes, options.codesFile) {
         case (.random, _):
             bases = []
@@ -149,7 +138,7 @@ private struct CodeSource {
             flips = 1...3
             description = "learned codes: \(bases.count) real codes from \(path), grown by flipping 1-3 random bits of randomly chosen real codes"
         case (.learned, nil):
-            var generator = SplitMix64(state: options.seed ^ 0x5EED)
+            var generator = SplitMix64(seed: options.seed ^ 0x5EED)
             let bits = options.bits
             let mask: UInt64 = bits % 64 == 0 ? ~0 : (1 << UInt64(bits % 64)) - 1
             bases = (0..<2000).map { _ in

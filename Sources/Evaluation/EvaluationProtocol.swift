@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 
 /// Why the evaluation data could not be assembled.
 public enum EvaluationDataError: Error, CustomStringConvertible {
@@ -35,11 +36,19 @@ public struct EvaluationProtocol: Sendable {
 
     /// The Debian `dataset-fashion-mnist` location.
     public static let fashionMNISTDirectory = "/usr/share/datasets/fashion-mnist"
+    /// Queries taken from each class of the test split.
+    public static let standardQueriesPerClass = 100
+    /// Train images the encoders learn from.
+    public static let standardTrainingCount = 5_000
+    /// Ranked results mAP is computed over (mAP@1000).
+    public static let rankingDepth = 1_000
+    /// Ranked results precision is computed over (P@100).
+    public static let precisionDepth = 100
 
     /// Builds the split from images and labels already read (train first, then test).
     public init(
         images: IDXImages, labels: [UInt8], trainCount: Int,
-        queriesPerClass: Int = 100, classCount: Int = 10, trainingCount: Int = 5_000
+        queriesPerClass: Int = standardQueriesPerClass, classCount: Int = 10, trainingCount: Int = standardTrainingCount
     ) throws {
         guard images.count == labels.count else { throw IDXError.countMismatch(images: images.count, labels: labels.count) }
         self.images = images
@@ -63,7 +72,7 @@ public struct EvaluationProtocol: Sendable {
     /// Reads the four IDX files (`train-images-idx3-ubyte.gz` and so on) from `directory` and builds the split.
     public static func load(
         directory: String = fashionMNISTDirectory,
-        queriesPerClass: Int = 100, trainingCount: Int = 5_000
+        queriesPerClass: Int = standardQueriesPerClass, trainingCount: Int = standardTrainingCount
     ) throws -> EvaluationProtocol {
         func path(_ name: String) -> String {
             let compressed = directory + "/" + name + ".gz"
@@ -96,76 +105,16 @@ public struct EvaluationProtocol: Sendable {
 
     /// Thumbnails of the given images.
     public func thumbnails(_ indices: [Int], inputSize: Int = 32) -> [[UInt8]] {
-        let resampler = AreaResampler(source: images.columns, target: inputSize)
-        let verticalResampler = AreaResampler(source: images.rows, target: inputSize)
-        return indices.map { index in
-            let gray = resizeGray(Array(images.image(index)), width: images.columns, height: images.rows,
-                                  horizontal: resampler, vertical: verticalResampler)
-            return replicateToRGB(gray)
-        }
+        indices.map { thumbnail($0, inputSize: inputSize) }
     }
 
     /// The labels of the given images.
     public func labels(of indices: [Int]) -> [UInt8] { indices.map { labels[$0] } }
 }
 
-/// Weights of a 1-D box-filter (area-averaging) resampling from `source` to `target` samples: output
-/// sample `i` covers the input interval `[i·source/target, (i+1)·source/target)` and averages the input
-/// samples by how much of each lies inside it. Works both for shrinking and enlarging.
-struct AreaResampler {
-    /// For each output sample, the (input index, weight) pairs; weights sum to 1.
-    let taps: [[(index: Int, weight: Float)]]
-
-    init(source: Int, target: Int) {
-        let scale = Double(source) / Double(target)
-        taps = (0..<target).map { output in
-            let start = Double(output) * scale, end = Double(output + 1) * scale
-            var result: [(Int, Float)] = []
-            var input = Int(start.rounded(.down))
-            while Double(input) < end && input < source {
-                let overlap = min(end, Double(input + 1)) - max(start, Double(input))
-                if overlap > 1e-12 { result.append((input, Float(overlap / scale))) }
-                input += 1
-            }
-            return result
-        }
-    }
-}
-
-/// Resizes a grayscale image with separable area averaging, rounding to the nearest byte.
-func resizeGray(_ pixels: [UInt8], width: Int, height: Int, horizontal: AreaResampler, vertical: AreaResampler) -> [UInt8] {
-    let outWidth = horizontal.taps.count, outHeight = vertical.taps.count
-    var rows = [Float](repeating: 0, count: height * outWidth)
-    for y in 0..<height {
-        for (x, taps) in horizontal.taps.enumerated() {
-            var sum: Float = 0
-            for tap in taps { sum += tap.weight * Float(pixels[y * width + tap.index]) }
-            rows[y * outWidth + x] = sum
-        }
-    }
-    var result = [UInt8](repeating: 0, count: outWidth * outHeight)
-    for (y, taps) in vertical.taps.enumerated() {
-        for x in 0..<outWidth {
-            var sum: Float = 0
-            for tap in taps { sum += tap.weight * rows[tap.index * outWidth + x] }
-            result[y * outWidth + x] = UInt8(min(255, max(0, sum.rounded())))
-        }
-    }
-    return result
-}
-
-/// Replicates gray bytes into interleaved RGB.
-func replicateToRGB(_ gray: [UInt8]) -> [UInt8] {
-    var result = [UInt8](repeating: 0, count: gray.count * 3)
-    for (index, value) in gray.enumerated() {
-        result[3 * index] = value; result[3 * index + 1] = value; result[3 * index + 2] = value
-    }
-    return result
-}
-
-/// A `size`×`size` RGB thumbnail of a grayscale image: area-averaged resize, gray replicated to three channels.
+/// A `size`×`size` RGB thumbnail of a grayscale image, made the way the service makes the thumbnail of
+/// an upload (`ImageDecoder.thumbnail`): Imaging's exact area averaging, gray replicated to three
+/// channels. So codes of the evaluation and of the service agree for the same picture.
 public func grayThumbnail(_ pixels: [UInt8], width: Int, height: Int, size: Int) -> [UInt8] {
-    replicateToRGB(resizeGray(
-        pixels, width: width, height: height,
-        horizontal: AreaResampler(source: width, target: size), vertical: AreaResampler(source: height, target: size)))
+    RGBImage(gray: pixels, width: width, height: height).resized(width: size, height: size).pixels
 }

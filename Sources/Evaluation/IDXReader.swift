@@ -49,6 +49,8 @@ public struct IDXImages: Sendable {
 public enum IDXReader {
     private static let imageMagic: UInt32 = 0x0000_0803
     private static let labelMagic: UInt32 = 0x0000_0801
+    /// Decompressed bytes per `gzread` call.
+    private static let readChunkBytes = 1 << 20
 
     /// Reads an idx3-ubyte image file.
     public static func readImages(path: String) throws -> IDXImages {
@@ -66,7 +68,7 @@ public enum IDXReader {
         guard let file = gzopen(path, "rb") else { throw IDXError.cannotOpen(path: path) }
         defer { gzclose(file) }
         var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var chunk = [UInt8](repeating: 0, count: readChunkBytes)
         while true {
             let got = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
             if got < 0 {

@@ -1,6 +1,7 @@
 import CZlib
 import XCTest
-@testable import Hashing
+import Imaging
+@testable import Evaluation
 
 final class DataTests: XCTestCase {
     private var directory: URL!
@@ -71,19 +72,32 @@ final class DataTests: XCTestCase {
         XCTAssertThrowsError(try EvaluationProtocol(images: images, labels: labels, trainCount: 6, queriesPerClass: 3, classCount: 4))
     }
 
-    func testAreaResamplerAveragesAndKeepsConstants() {
-        for (source, target) in [(28, 32), (32, 28), (4, 2), (3, 7)] {
-            let resampler = AreaResampler(source: source, target: target)
-            for taps in resampler.taps { XCTAssertEqual(taps.reduce(0) { $0 + $1.weight }, 1, accuracy: 1e-5) }
-        }
+    func testGrayThumbnailAveragesAreasAndKeepsConstants() {
         XCTAssertEqual(grayThumbnail([10, 20, 30, 40], width: 2, height: 2, size: 1), [25, 25, 25])
-        XCTAssertEqual(grayThumbnail([0, 100, 0, 100], width: 4, height: 1, size: 1).count, 3)
+        XCTAssertEqual(grayThumbnail([0, 100, 0, 100], width: 4, height: 1, size: 1), [50, 50, 50])
         let flat = [UInt8](repeating: 77, count: 28 * 28)
         XCTAssertEqual(grayThumbnail(flat, width: 28, height: 28, size: 32), [UInt8](repeating: 77, count: 32 * 32 * 3))
-        // 1×2 → 1×3: the middle output straddles both inputs equally.
-        XCTAssertEqual(grayThumbnail([0, 90], width: 2, height: 1, size: 3).count, 27)
-        let widened = resizeGray([0, 90], width: 2, height: 1, horizontal: AreaResampler(source: 2, target: 3), vertical: AreaResampler(source: 1, target: 1))
-        XCTAssertEqual(widened, [0, 45, 90])
+        // 2×1 → 3×3: the middle column straddles both inputs equally; every row repeats the one input row.
+        let widened = grayThumbnail([0, 90], width: 2, height: 1, size: 3)
+        XCTAssertEqual(widened, [[UInt8]](repeating: [0, 0, 0, 45, 45, 45, 90, 90, 90], count: 3).flatMap { $0 })
+    }
+
+    /// A Fashion-MNIST-like 28×28 gray image gets the same 32×32 thumbnail on the evaluation's path as
+    /// the service gives it when it is uploaded as a PNG, so evaluated codes are the codes it would serve.
+    func testEvaluationThumbnailIsTheServiceThumbnail() throws {
+        var state: UInt64 = 0x28
+        for _ in 0..<20 {
+            // A bright blob on black, like the garments, with noise so that every pixel matters.
+            let gray = (0..<(28 * 28)).map { index -> UInt8 in
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                let x = index % 28 - 14, y = index / 28 - 14
+                let blob = max(0, 220 - 2 * (x * x + y * y))
+                return UInt8(min(255, blob + Int(state >> 60)))
+            }
+            let upload = try ImageEncoder.png(RGBImage(gray: gray, width: 28, height: 28))
+            let served = try ImageDecoder.thumbnail(upload, width: 32, height: 32).pixels
+            XCTAssertEqual(grayThumbnail(gray, width: 28, height: 28, size: 32), served)
+        }
     }
 
     /// The real Fashion-MNIST files, when installed: header, sizes and the protocol's counts.
@@ -102,5 +116,10 @@ final class DataTests: XCTestCase {
         XCTAssertTrue(split.queryIndices.allSatisfy { $0 >= 60_000 })
         XCTAssertEqual(split.labels(of: split.queryIndices), (0..<10).flatMap { [UInt8](repeating: UInt8($0), count: 100) })
         XCTAssertEqual(split.thumbnail(0).count, 32 * 32 * 3)
+        // The protocol's thumbnails are the service's thumbnails of the same images.
+        for index in [0, 1, 60_000] {
+            let upload = try ImageEncoder.png(RGBImage(gray: Array(split.images.image(index)), width: 28, height: 28))
+            XCTAssertEqual(split.thumbnail(index), try ImageDecoder.thumbnail(upload, width: 32, height: 32).pixels)
+        }
     }
 }
