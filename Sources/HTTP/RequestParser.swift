@@ -226,6 +226,9 @@ struct RequestParser {
         var index = start
         while index < buffer.count {
             if buffer[index] == lf {
+                // Fed a byte at a time, a line longer than maxLength + 1 is refused before its LF
+                // arrives; refusing it the same way here keeps the verdict independent of the split.
+                if index - start > maxLength + 1 { throw lineTooLong(what) }
                 guard index > start, buffer[index - 1] == cr else {
                     throw ParseError.badRequest("\(what) ends with a bare LF")
                 }
