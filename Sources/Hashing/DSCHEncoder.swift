@@ -137,6 +137,14 @@ public struct DSCHEncoder: HashEncoder {
         let configuration = EncoderConfiguration(
             bits: word(1), widths: [word(3), word(4), word(5)], hiddenWidth: word(6), inputChannels: 3, inputSize: word(2),
             codeBatchNorm: flags & 1 != 0, headGrid: max(1, (flags >> 8) & 0xff))
+        // The header's sizes decide what building the network allocates: the network file after the
+        // header must hold at least its weights before anything is built.
+        // (Without a weight count the sizes are invalid, and building the network below says how.)
+        if let weightCount = configuration.weightCount, weightCount > (data.count - headerSize) / 4 {
+            throw HashEncoderError.badModelData(
+                "DSCH header (bits \(configuration.bits), widths \(configuration.widths), hidden \(configuration.hiddenWidth), "
+                    + "input \(configuration.inputSize)) describes a network larger than the \(data.count - headerSize) bytes that follow it")
+        }
         do {
             let network = try Sequential.dschEncoder(configuration, seed: 0)
             try network.load(from: Array(data[headerSize...]))

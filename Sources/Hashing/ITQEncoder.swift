@@ -200,10 +200,12 @@ public struct ITQEncoder: HashEncoder {
         }
         func word(_ offset: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(data[offset + $1]) << (8 * UInt32($1)) } }
         let bits = Int(word(4)), inputSize = Int(word(8)), dimension = Int(word(12))
-        guard bits > 0, dimension == inputSize * inputSize * 3 else {
+        // Each field is under 2^32, so bounding inputSize keeps inputSize² × 3 × (bits + 1) within an Int.
+        guard bits > 0, inputSize <= 1 << 12, dimension == inputSize * inputSize * 3 else {
             throw HashEncoderError.badModelData("ITQ header: \(bits) bits, input \(inputSize), dimension \(dimension)")
         }
         let floatCount = dimension + dimension * bits
+        // Checked before any float is decoded, so a damaged header cannot size an allocation.
         guard data.count == 16 + 4 * floatCount else {
             throw HashEncoderError.badModelData("ITQ model holds \(data.count) bytes, expected \(16 + 4 * floatCount)")
         }
