@@ -10,6 +10,8 @@ public enum IDXError: Error, CustomStringConvertible, Equatable {
     case truncated(path: String, expectedBytes: Int, foundBytes: Int)
     case trailingBytes(path: String, expectedBytes: Int)
     case countMismatch(images: Int, labels: Int)
+    /// The header's dimensions multiply to more bytes than an `Int` can count.
+    case tooLarge(path: String, dimensions: [Int])
 
     public var description: String {
         switch self {
@@ -27,6 +29,8 @@ public enum IDXError: Error, CustomStringConvertible, Equatable {
             return "'\(path)' holds more than the \(expected) data bytes its header declares"
         case .countMismatch(let images, let labels):
             return "image file holds \(images) images but label file holds \(labels) labels"
+        case .tooLarge(let path, let dimensions):
+            return "'\(path)' declares \(dimensions.map(String.init).joined(separator: "×")) bytes of data, too many to read: the header is damaged"
         }
     }
 }
@@ -63,14 +67,14 @@ public enum IDXReader {
         try read(path: path, magic: labelMagic, dimensionCount: 1).data
     }
 
-    /// Reads the whole (decompressed) content of a file through zlib.
-    static func readAll(path: String) throws -> [UInt8] {
-        guard let file = gzopen(path, "rb") else { throw IDXError.cannotOpen(path: path) }
-        defer { gzclose(file) }
+    /// Up to `limit` more bytes of an open file (fewer at its end), read in chunks of at most 1 MiB so that
+    /// memory follows the bytes actually present, not a count from a header.
+    private static func read(_ file: gzFile, path: String, limit: Int) throws -> [UInt8] {
         var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: readChunkBytes)
-        while true {
-            let got = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
+        var chunk = [UInt8](repeating: 0, count: min(limit, readChunkBytes))
+        while result.count < limit {
+            let wanted = min(chunk.count, limit - result.count)
+            let got = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32(wanted)) }
             if got < 0 {
                 var code: Int32 = 0
                 let message = gzerror(file, &code).map { String(cString: $0) } ?? "unknown zlib error"
@@ -82,26 +86,36 @@ public enum IDXReader {
         return result
     }
 
+    /// Reads the header, then only as many data bytes as it declares (and one more, to notice trailing
+    /// bytes): a damaged header or a decompression bomb cannot make the reader allocate more than that.
     private static func read(path: String, magic: UInt32, dimensionCount: Int) throws -> (dimensions: [Int], data: [UInt8]) {
-        let bytes = try readAll(path: path)
+        guard let file = gzopen(path, "rb") else { throw IDXError.cannotOpen(path: path) }
+        defer { gzclose(file) }
+        let headerSize = 4 + 4 * dimensionCount
+        let header = try read(file, path: path, limit: headerSize)
         func word(_ offset: Int) -> UInt32 {
-            bytes[offset..<(offset + 4)].reduce(0) { $0 << 8 | UInt32($1) }
+            header[offset..<(offset + 4)].reduce(0) { $0 << 8 | UInt32($1) }
         }
-        guard bytes.count >= 4 else { throw IDXError.truncated(path: path, expectedBytes: 4, foundBytes: bytes.count) }
+        guard header.count >= 4 else { throw IDXError.truncated(path: path, expectedBytes: 4, foundBytes: header.count) }
         let found = word(0)
         guard found == imageMagic || found == labelMagic else { throw IDXError.badMagic(path: path, found: found) }
         guard found == magic else {
             throw IDXError.unexpectedDimensions(path: path, expected: dimensionCount, found: Int(found & 0xff))
         }
-        let headerSize = 4 + 4 * dimensionCount
-        guard bytes.count >= headerSize else {
-            throw IDXError.truncated(path: path, expectedBytes: headerSize, foundBytes: bytes.count)
+        guard header.count == headerSize else {
+            throw IDXError.truncated(path: path, expectedBytes: headerSize, foundBytes: header.count)
         }
         let dimensions = (0..<dimensionCount).map { Int(word(4 + 4 * $0)) }
-        let dataSize = dimensions.reduce(1, *)
-        let available = bytes.count - headerSize
-        if available < dataSize { throw IDXError.truncated(path: path, expectedBytes: dataSize, foundBytes: available) }
-        if available > dataSize { throw IDXError.trailingBytes(path: path, expectedBytes: dataSize) }
-        return (dimensions, Array(bytes[headerSize...]))
+        var dataSize = 1
+        for dimension in dimensions {
+            let (product, overflow) = dataSize.multipliedReportingOverflow(by: dimension)
+            // One more byte is read than declared, so the size must leave room for that.
+            guard !overflow, product < Int.max else { throw IDXError.tooLarge(path: path, dimensions: dimensions) }
+            dataSize = product
+        }
+        let data = try read(file, path: path, limit: dataSize + 1)
+        if data.count < dataSize { throw IDXError.truncated(path: path, expectedBytes: dataSize, foundBytes: data.count) }
+        if data.count > dataSize { throw IDXError.trailingBytes(path: path, expectedBytes: dataSize) }
+        return (dimensions, data)
     }
 }

@@ -153,6 +153,15 @@ public struct DSCHEncoder: HashEncoder {
         } catch let error as ModelFileError {
             throw HashEncoderError.badModelData("DSCH header: \(error)")
         }
+        // The header's sizes decide what building the network allocates: the network file after the
+        // header must hold at least its weights before anything is built. (Without a weight count the
+        // sizes are invalid, and building the network below says how.)
+        let networkBytes = reader.remaining
+        if let weightCount = configuration.weightCount, weightCount > networkBytes / 4 {
+            throw HashEncoderError.badModelData(
+                "DSCH header (bits \(configuration.bits), widths \(configuration.widths), hidden \(configuration.hiddenWidth), "
+                    + "input \(configuration.inputSize)) describes a network larger than the \(networkBytes) bytes that follow it")
+        }
         do {
             let network = try Sequential.dschEncoder(configuration, seed: 0)
             try network.load(from: Array(reader.rest()))

@@ -39,14 +39,26 @@ public struct LSHEncoder: HashEncoder {
         return Array(text.utf8)
     }
 
+    /// The most projection weights `load` generates: enough for every size the service accepts
+    /// (1,024 bits of 256×256 thumbnails), so a damaged file cannot ask for gigabytes.
+    public static let maxProjectionWeights = 1 << 28
+
     /// Rebuilds an encoder from `serialized()`.
     public static func load(_ data: [UInt8]) throws -> LSHEncoder {
         struct Parameters: Decodable { let bits: Int; let inputSize: Int; let seed: UInt64 }
+        let parameters: Parameters
         do {
-            let parameters = try JSONDecoder().decode(Parameters.self, from: Data(data))
-            return LSHEncoder(bits: parameters.bits, inputSize: parameters.inputSize, seed: parameters.seed)
+            parameters = try JSONDecoder().decode(Parameters.self, from: Data(data))
         } catch {
             throw HashEncoderError.badModelData("LSH parameters: \(error)")
         }
+        // The projection is generated, so its size comes from these numbers alone: check them first.
+        let bits = parameters.bits, inputSize = parameters.inputSize
+        guard bits > 0, inputSize > 0, inputSize <= 1 << 16,
+              bits <= maxProjectionWeights / (inputSize * inputSize * 3) else {
+            throw HashEncoderError.badModelData(
+                "LSH parameters: \(bits) bits of \(inputSize)×\(inputSize) thumbnails (both must be positive, and bits × inputSize² × 3 at most \(maxProjectionWeights))")
+        }
+        return LSHEncoder(bits: bits, inputSize: inputSize, seed: parameters.seed)
     }
 }

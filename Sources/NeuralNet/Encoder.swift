@@ -37,6 +37,42 @@ public struct EncoderConfiguration: Sendable, Equatable {
     }
 }
 
+extension EncoderConfiguration {
+    /// Weights of the convolutions and linear layers of `Sequential.dschEncoder(self)` (biases and batch
+    /// normalisation statistics not counted), or nil when the sizes are not positive or that count — or
+    /// the floats of one sample's largest feature map — does not fit in an `Int`. A lower bound on the
+    /// floats a serialised encoder holds, so a loader can reject a header before building the network.
+    public var weightCount: Int? {
+        guard widths.count == 3, widths.allSatisfy({ $0 > 0 }), bits > 0, hiddenWidth > 0, inputChannels > 0,
+              inputSize > 0, headGrid > 0 else { return nil }
+        func product(_ factors: Int...) -> Int? {
+            var result = 1
+            for factor in factors {
+                let (next, overflow) = result.multipliedReportingOverflow(by: factor)
+                if overflow { return nil }
+                result = next
+            }
+            return result
+        }
+        let grid = min(headGrid, max(1, inputSize / 4))
+        let terms = [
+            product(9, inputChannels, widths[0]), product(9, widths[0], widths[0]), product(9, widths[0], widths[1]),
+            product(9, widths[1], widths[1]), product(9, widths[1], widths[2]),
+            product(widths[2], grid, grid, hiddenWidth), product(hiddenWidth, bits),
+            // Not weights: the first feature map, so shapes computed from these sizes cannot overflow either.
+            product(inputSize, inputSize, max(inputChannels, widths.max()!)).map { _ in 0 },
+        ]
+        var total = 0
+        for term in terms {
+            guard let term else { return nil }
+            let (sum, overflow) = total.addingReportingOverflow(term)
+            if overflow { return nil }
+            total = sum
+        }
+        return total
+    }
+}
+
 extension Sequential {
     /// The DSCH encoder: `[conv3×3 c1, BN, ReLU]×2, maxpool2, [conv3×3 c2, BN, ReLU]×2,
     /// maxpool2, conv3×3 c3, BN, ReLU, global average pool (or max pool to the head grid, flattened),
@@ -56,6 +92,9 @@ extension Sequential {
             throw NeuralNetError.invalidConfiguration(
                 "the head grid must divide the last feature map's side \(featureSide) (input size / 4), got \(c.headGrid); "
                     + "set headGrid to 1 (global average pooling), a divisor of \(featureSide), or \(featureSide) or more (the whole map)")
+        }
+        guard c.weightCount != nil else {
+            throw NeuralNetError.invalidConfiguration("the encoder's sizes multiply past the largest integer: \(c)")
         }
         var generator = SplitMix64(seed: seed)
         var layers: [Layer] = []
