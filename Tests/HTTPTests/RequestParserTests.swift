@@ -23,6 +23,19 @@ private func collect(_ parser: inout RequestParser, into outcome: inout Outcome)
 final class RequestParserTests: XCTestCase {
     private let limits = ParserLimits(maxHeaderBytes: 512, maxBodyBytes: 64, maxHeaderCount: 8)
 
+    /// Found by the `http-parser` fuzz target (Fuzz/crashers/http-parser): a trailer line longer than the
+    /// header limit that ends in a bare LF was a 400 parsed whole but a 431 byte by byte. The verdict must
+    /// not depend on how the bytes were split.
+    func testLongTrailerLineEndingInABareLFGetsOneVerdict() throws {
+        let limits = ParserLimits(maxHeaderBytes: 1024, maxBodyBytes: 2048, maxHeaderCount: 12)
+        let bytes = Array("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n".utf8)
+            + [UInt8](repeating: UInt8(ascii: "a"), count: 1100) + [0x0A]
+        let whole = parse(bytes, pieceSize: bytes.count, limits: limits)
+        XCTAssertEqual(whole.error?.status, 431)
+        XCTAssertEqual(whole, parse(bytes, pieceSize: 1, limits: limits))
+        XCTAssertEqual(whole, parse(bytes, pieceSize: 7, limits: limits))
+    }
+
     private func parse(_ bytes: [UInt8], pieceSize: Int, limits: ParserLimits) -> Outcome {
         var parser = RequestParser(limits: limits)
         var outcome = Outcome()
