@@ -32,14 +32,18 @@ public struct TrainingSettings: Equatable, Sendable {
     public var lshSeed: UInt64
     /// ITQ's rotation iterations.
     public var itqIterations: Int
+    /// Seed of ITQ's random initial rotation.
+    public var itqSeed: UInt64
     /// DSCH's hyperparameters; its `bits` is always `bits` above.
     public var dsch: DSCHSettings
 
-    public init(bits: Int, inputSize: Int, lshSeed: UInt64, itqIterations: Int = ITQProjection.defaultIterations, dsch: DSCHSettings = DSCHSettings()) {
+    public init(bits: Int, inputSize: Int, lshSeed: UInt64, itqIterations: Int = ITQProjection.defaultIterations,
+                itqSeed: UInt64 = ITQProjection.defaultSeed, dsch: DSCHSettings = DSCHSettings()) {
         self.bits = bits
         self.inputSize = inputSize
         self.lshSeed = lshSeed
         self.itqIterations = itqIterations
+        self.itqSeed = itqSeed
         self.dsch = dsch
         self.dsch.bits = bits
     }
@@ -163,7 +167,7 @@ public enum EncoderRegistry {
         train: { thumbnails, settings, progress in
             try progress(0, "training ITQ on \(thumbnails.count) images")
             let encoder = try ITQEncoder.train(thumbnails: thumbnails, bits: settings.bits, inputSize: settings.inputSize,
-                                               iterations: settings.itqIterations)
+                                               iterations: settings.itqIterations, seed: settings.itqSeed)
             try progress(1, "ITQ trained")
             return TrainedEncoder(encoder: encoder, settingsJSON: json(["bits": settings.bits, "iterations": settings.itqIterations]),
                                   metricsJSON: nil)

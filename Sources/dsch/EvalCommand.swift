@@ -124,12 +124,12 @@ func runEval(arguments: [String]) throws {
         for method in methods {
             let clock = ContinuousClock()
             switch method {
-            case "lsh":
-                try record(evaluateEncoder(LSHEncoder(bits: bits, inputSize: inputSize, seed: baseSettings.seed), on: split, method: method))
-            case "itq":
+            case ModelKind.lsh.rawValue, ModelKind.itq.rawValue:
+                // The baselines train through the encoder registry, as the service's retrains do.
                 let start = clock.now
-                let itq = try ITQEncoder.train(thumbnails: trainingThumbnails, bits: bits, inputSize: inputSize)
-                try record(evaluateEncoder(itq, on: split, method: method, trainingSeconds: (clock.now - start).inSeconds))
+                let training = TrainingSettings(bits: bits, inputSize: inputSize, lshSeed: baseSettings.seed, dsch: baseSettings)
+                let encoder = try EncoderRegistry.entry(ModelKind(rawValue: method)).train(trainingThumbnails, training) { _, _ in }.encoder
+                try record(evaluateEncoder(encoder, on: split, method: method, trainingSeconds: (clock.now - start).inSeconds))
             default:
                 let ablation = ablations[method]!
                 if ablation != .full && !ablationBits.contains(bits) { continue }

@@ -147,25 +147,24 @@ func runTrain(arguments: [String]) throws {
         throw UsageError(description: "train needs exactly one of --dataset fashion-mnist or --folder DIR")
     }
 
-    let kind = options["kind"] ?? "dsch"
-    let started = Date()
-    let encoder: HashEncoder
-    switch kind {
-    case "dsch":
-        print("training DSCH on \(thumbnails.count) images, \(threads) threads, settings \(settingsJSON(settings))")
-        encoder = try DSCHTrainer(settings: settings, inputSize: inputSize).train(thumbnails: thumbnails) { printEpoch($0) }
-    case "itq":
-        encoder = try ITQEncoder.train(thumbnails: thumbnails, bits: settings.bits, inputSize: inputSize, seed: settings.seed)
-    default:
-        throw UsageError(description: "--kind must be dsch or itq, got '\(kind)'")
+    let kind = ModelKind(rawValue: options["kind"] ?? ModelKind.dsch.rawValue)
+    guard let entry = try? EncoderRegistry.entry(kind) else {
+        throw UsageError(description: "--kind must be one of \(EncoderRegistry.kinds.map(\.rawValue).joined(separator: ", ")), got '\(kind)'")
     }
+    if kind == .dsch { print("training DSCH on \(thumbnails.count) images, \(threads) threads, settings \(settingsJSON(settings))") }
+    let started = Date()
+    // The CLI's one seed drives every kind, as it always has.
+    let training = TrainingSettings(bits: settings.bits, inputSize: inputSize, lshSeed: settings.seed, itqSeed: settings.seed, dsch: settings)
+    let encoder = try entry.train(thumbnails, training) { _, message in
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }.encoder
     let seconds = Date().timeIntervalSince(started)
     let bytes = try encoder.serialized()
     guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else {
         throw UsageError(description: "cannot write \(output)")
     }
     print(String(format: "trained %@ (%d bits) on %d images in %.1f s; wrote %d bytes to %@",
-                 kind, encoder.bits, thumbnails.count, seconds, bytes.count, output))
+                 kind.rawValue, encoder.bits, thumbnails.count, seconds, bytes.count, output))
 }
 
 /// Settings as one line of sorted JSON.
