@@ -58,6 +58,7 @@ let backupUsage = """
 let benchUsage = """
     Usage: dsch bench index [--count N[,N...]] [--bits B] [--queries Q] [--k K[,K...]] [--runs R]
                             [--codes random|learned] [--codes-file PATH] [--multihash-flips F]
+           dsch bench codes --model FILE [--kind dsch|itq|lsh] --output CODES   (real codes for --codes-file)
            dsch bench nn [options]
 
     Prints medians of several runs and, when Python with faiss-cpu (index) or torch (nn) is installed,
@@ -229,6 +230,7 @@ func printConfiguration(_ arguments: [String]) throws {
 func bench(_ arguments: [String]) throws {
     switch arguments.first {
     case "index": try runIndexBenchmark(arguments: Array(arguments.dropFirst()))
+    case "codes": try runCodesExport(arguments: Array(arguments.dropFirst()))
     case "nn": try runNeuralNetBenchmark(arguments: Array(arguments.dropFirst()))
     case "--help", "-h", nil: print(benchUsage)
     default: throw UsageError(description: "unknown benchmark '\(arguments[0])'\n\n" + benchUsage)

@@ -1,4 +1,6 @@
 import Foundation
+import Evaluation
+import Hashing
 import HammingIndex
 import NeuralNet
 
@@ -411,4 +413,29 @@ private final class FaissServer {
         }
         return reply
     }
+}
+
+/// `dsch bench codes`: the codes a saved model gives the 70,000 Fashion-MNIST images, written in the
+/// `--codes-file` layout (`BinaryCode.bytes` rows), so that `bench index --codes learned` searches real
+/// model codes grown to N.
+func runCodesExport(arguments: [String]) throws {
+    let (options, positional) = try parseOptions(arguments, known: ["model", "kind", "output", "data-dir"])
+    guard positional.isEmpty, let modelPath = options["model"], let output = options["output"] else {
+        throw UsageError(description: "Usage: dsch bench codes --model FILE [--kind dsch|itq|lsh] --output CODES [--data-dir DIR]")
+    }
+    guard let data = FileManager.default.contents(atPath: modelPath) else { throw UsageError(description: "cannot read \(modelPath)") }
+    let encoder = try EncoderRegistry.load(kind: ModelKind(rawValue: options["kind"] ?? ModelKind.dsch.rawValue), data: [UInt8](data))
+    let split = try EvaluationProtocol.load(directory: options["data-dir"] ?? EvaluationProtocol.fashionMNISTDirectory)
+    var bytes: [UInt8] = []
+    let pageSize = 4096
+    for start in stride(from: 0, to: split.images.count, by: pageSize) {
+        let indices = Array(start..<min(start + pageSize, split.images.count))
+        for outputs in encoder.encode(thumbnails: split.thumbnails(indices, inputSize: encoder.inputSize)) {
+            bytes += BinaryCode.bytes(BinaryCode.pack(signs: outputs), bits: encoder.bits)
+        }
+        FileHandle.standardError.write(Data("\rencoded \(indices.last! + 1) of \(split.images.count) images".utf8))
+    }
+    FileHandle.standardError.write(Data("\n".utf8))
+    guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else { throw UsageError(description: "cannot write \(output)") }
+    print("wrote \(split.images.count) codes of \(encoder.bits) bits (\(encoder.kind)) to \(output)")
 }
