@@ -18,12 +18,14 @@ let package = Package(
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
         .target(name: "Imaging", dependencies: ["CJPEG", "CPNG"]),
         .target(name: "NeuralNet", dependencies: ["CBLAS"]),
         .target(name: "Hashing", dependencies: ["NeuralNet", "Imaging", "CBLAS", "CZlib"]),
         .target(name: "HammingIndex"),
-        .target(name: "Storage", dependencies: ["CSQLite"], resources: [.copy("Migrations")]),
+        .target(name: "Storage", dependencies: ["CSQLite", "CPostgres"],
+                resources: [.copy("Migrations"), .copy("PostgresMigrations")]),
         .target(name: "HTTP"),
         .target(
             name: "Service",

@@ -61,11 +61,25 @@ public final class ImageService: @unchecked Sendable {
     /// a delete cannot fall between the two and leave a deleted id in an index.
     private let membership = NSLock()
     private let metadataPolicy: MetadataPolicy
+    /// Held while remote changes are applied, so the follower thread and an upload that found the
+    /// active version changed never apply the same changes twice at once.
+    private let followLock = NSLock()
+    /// The last change-log sequence number applied (only with a change feed).
+    private var followedSequence: Int64 = 0
 
-    /// Opens the configured SQLite database, makes the cold-start model if there is none, and loads
-    /// the active model's index.
+    /// Opens the configured database (SQLite, or PostgreSQL shared with other replicas), makes the
+    /// cold-start model if there is none, and loads the active model's index.
     public convenience init(configuration: Configuration, logger: Logger) throws {
-        try self.init(configuration: configuration, store: try Store(path: configuration.database.path), logger: logger)
+        try self.init(configuration: configuration, store: try ImageService.openStore(configuration), logger: logger)
+    }
+
+    /// The store `configuration.database` names.
+    public static func openStore(_ configuration: Configuration) throws -> ServiceStore {
+        if let url = configuration.database.postgresURL {
+            return try PostgresStore(url: url, jobLeaseSeconds: configuration.retrain.leaseSeconds,
+                                     maximumConnections: configuration.server.workers + 2)
+        }
+        return try Store(path: configuration.database.path)
     }
 
     /// The service over `store` (closed again if start-up fails): makes the cold-start model if there
@@ -76,6 +90,9 @@ public final class ImageService: @unchecked Sendable {
         self.store = store
         metadataPolicy = MetadataPolicy(maxBytes: configuration.images.maxMetaBytes, maxDepth: configuration.images.maxMetaDepth)
         do {
+            // Read before loading: changes committed while the index loads are then applied again,
+            // which is harmless (adds and removes are idempotent), rather than missed.
+            followedSequence = try store.changeFeed?.latestChangeSequence() ?? 0
             serving = try ImageService.loadActiveModel(store: store, configuration: configuration)
             try catchUp(serving)
         } catch {
@@ -105,7 +122,21 @@ public final class ImageService: @unchecked Sendable {
         let thumbnail = try decodeThumbnail(bytes)
         let image = try ImageDecoder.info(bytes, limits: decodeLimits)
         let sha256 = SHA256.hexDigest(bytes)
-        return try ingestGate.reading {
+        // Another replica may activate a new version between encoding and the insert; the store then
+        // refuses the stale code, this replica follows the activation and encodes again.
+        for _ in 0..<3 {
+            do {
+                return try ingest(bytes: bytes, thumbnail: thumbnail, image: image, sha256: sha256, metadata: metadata)
+            } catch StoreError.activeVersionChanged {
+                try followChanges()
+            }
+        }
+        throw ServiceError.unavailable("the active model version kept changing while the image was stored; upload it again")
+    }
+
+    /// Encodes under the current version and stores, with uploads and model swaps kept apart.
+    private func ingest(bytes: [UInt8], thumbnail: [UInt8], image: ImageInfo, sha256: String, metadata: String?) throws -> IngestResult {
+        try ingestGate.reading {
             let model = currentModel
             let code = model.codes(for: [thumbnail])[0]
             let newImage = NewImage(sha256: sha256, contentType: image.format.mimeType, width: image.width, height: image.height,
@@ -226,6 +257,9 @@ public final class ImageService: @unchecked Sendable {
             if building === model { building = nil }
             modelLock.unlock()
         }
+        // Another replica may have stored an upload under the old version just before the switch
+        // committed (its gate is its own); from now on the store refuses those, so one more pass finds them all.
+        if store.changeFeed != nil { try catchUp(model, afterID: afterID) }
         logger.info("model activated", [("version", "\(model.version)"), ("kind", model.encoder.kind.rawValue), ("codes", "\(model.count)")])
     }
 
@@ -237,6 +271,71 @@ public final class ImageService: @unchecked Sendable {
         }
         try activate(try loadModel(version: version))
         return record
+    }
+
+    // MARK: Following other replicas
+
+    /// Applies every change other replicas committed since the last call, in commit order: their
+    /// uploads' codes join the index, deletes leave it, an activation loads and swaps in that version.
+    /// Returns how many changes were applied; without a change feed (SQLite) there are none.
+    @discardableResult
+    public func followChanges() throws -> Int {
+        guard let feed = store.changeFeed else { return 0 }
+        return try followLock.withLock {
+            var applied = 0
+            let oldest = try feed.oldestRetainedSequence()
+            if oldest > followedSequence + 1 {
+                // The log was pruned past this replica's place: reload the active version from the rows.
+                logger.warning("change log pruned past this replica's position; reloading the index",
+                               [("position", "\(followedSequence)"), ("oldest", "\(oldest)")])
+                followedSequence = oldest - 1
+                if let active = try store.activeModelVersion() { try swapToRemote(version: active) }
+            }
+            while true {
+                let batch = try feed.changes(after: followedSequence, limit: 1000)
+                for logged in batch {
+                    try apply(logged.change)
+                    followedSequence = logged.sequence
+                    applied += 1
+                }
+                if batch.count < 1000 { return applied }
+            }
+        }
+    }
+
+    /// The change-log position this replica has applied through.
+    public var followedChangeSequence: Int64 { followLock.withLock { followedSequence } }
+
+    private func apply(_ change: Change) throws {
+        switch change {
+        case let .code(imageID, version, bytes):
+            membership.withLock {
+                let model = currentModel
+                guard model.version == version, let code = BinaryCode.words(bytes, bits: model.bits) else { return }
+                try? model.add(id: imageID, code: code)
+            }
+        case let .delete(imageID):
+            membership.withLock {
+                modelLock.lock()
+                let models = [serving, building].compactMap { $0 }
+                modelLock.unlock()
+                for model in models { model.remove(id: imageID) }
+            }
+        case let .activate(version):
+            guard currentModel.version != version else { return }
+            try swapToRemote(version: version)
+        }
+    }
+
+    /// Loads a version another replica activated (its codes are all stored by then) and serves it.
+    private func swapToRemote(version: Int) throws {
+        let model = try loadModel(version: version)
+        ingestGate.writing {
+            modelLock.lock()
+            serving = model
+            modelLock.unlock()
+        }
+        logger.info("followed activation", [("version", "\(version)"), ("codes", "\(model.count)")])
     }
 
     // MARK: Reads for the admin API and metrics
