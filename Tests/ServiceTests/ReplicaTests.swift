@@ -170,4 +170,74 @@ final class ReplicaTests: XCTestCase {
         }
         XCTAssertEqual(first.server.service.currentModel.count, second.server.service.currentModel.count)
     }
+
+    /// `kill -9` of a replica (the real executable) during uploads: every upload it acknowledged is
+    /// stored and found on the other replica.
+    func testKilledReplicaLosesNoAcknowledgedUpload() throws {
+        let url = try postgres().createDatabase()
+        let survivor = try replica(url)
+        let victim = try ProcessTests.ServerProcess(database: url, environment: ["DSCH_ADMIN_TOKEN": ReplicaTests.token,
+                                                                               "DSCH_RETRAIN_AUTOMATIC": "false"])
+        let client = TestClient(port: victim.port)
+        let acknowledged = Locked<[(seed: Int, id: Int)]>([])
+        let stop = Locked(false)
+        let uploaders = DispatchGroup()
+        for worker in 0..<3 {
+            DispatchQueue.global().async(group: uploaders) {
+                for seed in stride(from: 20_000 + worker, to: 20_400, by: 3) {
+                    if stop.read({ $0 }) { return }
+                    guard let body = try? TestImages.png(seed: UInt64(seed)),
+                          let response = try? client.request("POST", "/v1/images", body: body),
+                          response.status == 201, let id = response.json["id"] as? Int else { continue }
+                    acknowledged.update { $0.append((seed, id)) }
+                }
+            }
+        }
+        XCTAssertTrue(waitUntil(timeout: 30) { acknowledged.read { $0.count } >= 30 })
+        victim.kill9()
+        stop.update { $0 = true }
+        uploaders.wait()
+        let landed = acknowledged.read { $0 }
+        XCTAssertGreaterThanOrEqual(landed.count, 30)
+        XCTAssertTrue(waitUntil(timeout: 2) { landed.allSatisfy { survivor.server.service.currentModel.code(for: Int64($0.id)) != nil } },
+                      "every acknowledged upload reached the surviving replica's index")
+        for (seed, id) in landed {
+            XCTAssertEqual(try survivor.client.request("GET", "/v1/images/\(id)").status, 200)
+            XCTAssertTrue(try found(survivor, seed: seed).contains(id), "upload \(id) is found on the surviving replica")
+        }
+    }
+
+    /// A replica killed while it trains leaves its job failed once the lease expires, noticed by the
+    /// other replica, which can then retrain; the previous version keeps serving throughout.
+    func testJobOfAKilledReplicaFailsWhenItsLeaseExpires() throws {
+        let url = try postgres().createDatabase()
+        let survivor = try RunningServer(configure: { configuration in
+            configuration.database.url = url
+            configuration.admin.token = ReplicaTests.token
+            configuration.retrain.automatic = false
+            configuration.retrain.checkSeconds = 0.5
+            configuration.retrain.leaseSeconds = 2
+        })
+        addTeardownBlock { survivor.stop() }
+        for seed in 0..<40 { _ = try upload(survivor, seed: 300 + seed) }
+        let victim = try ProcessTests.ServerProcess(database: url, environment: ["DSCH_ADMIN_TOKEN": ReplicaTests.token,
+                                                                               "DSCH_RETRAIN_AUTOMATIC": "false",
+                                                                               "DSCH_RETRAIN_LEASE_SECONDS": "2"])
+        let started = try TestClient(port: victim.port).request("POST", "/v1/admin/retrain", body: Array(#"{"kind":"dsch","epochs":500,"fineComponents":8,"coarseComponents":4}"#.utf8),
+                                                                headers: adminHeaders)
+        XCTAssertEqual(started.status, 202, started.text)
+        let jobID = try XCTUnwrap(started.json["id"] as? Int)
+        XCTAssertEqual(try survivor.client.request("POST", "/v1/admin/retrain", headers: adminHeaders).status, 409)
+        usleep(500_000)
+        victim.kill9()
+
+        XCTAssertTrue(try waitUntil(timeout: 10, interval: 0.1) { try survivor.server.service.job(id: Int64(jobID))?.status == .failed },
+                      "the surviving replica fails the job once its lease expires")
+        let message = try survivor.server.service.job(id: Int64(jobID))?.message ?? ""
+        XCTAssertTrue(message.contains("lease"), message)
+        XCTAssertEqual(try survivor.server.service.activeModelVersion(), 1, "the previous version keeps serving")
+        XCTAssertEqual(try survivor.server.service.models().map(\.version), [1], "the unfinished model was removed")
+        let again = try survivor.client.request("POST", "/v1/admin/retrain", body: Array(#"{"kind":"itq","bits":32}"#.utf8), headers: adminHeaders)
+        XCTAssertEqual(again.status, 202, again.text)
+    }
 }
