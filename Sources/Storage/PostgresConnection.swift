@@ -24,6 +24,7 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
 public struct PostgresRow: Sendable {
     fileprivate let fields: [[UInt8]?]
 
+    // Accessors by column index; a NULL reads as the type's empty value unless asked for as optional.
     public func isNull(_ column: Int) -> Bool { fields[column] == nil }
     public func optionalString(_ column: Int) -> String? { fields[column].map { String(decoding: $0, as: UTF8.self) } }
     public func string(_ column: Int) -> String { optionalString(column) ?? "" }

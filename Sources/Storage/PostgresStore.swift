@@ -58,10 +58,12 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
 
     // MARK: Helpers
 
-    private func read<Result>(_ body: (PostgresConnection) throws -> Result) throws -> Result {
+    /// Runs `body` on a pooled connection, each statement in its own implicit transaction.
+    private func withConnection<Result>(_ body: (PostgresConnection) throws -> Result) throws -> Result {
         try pool.withConnection(body)
     }
 
+    /// Runs `body` in one transaction on a pooled connection.
     private func transaction<Result>(_ body: (PostgresConnection) throws -> Result) throws -> Result {
         try pool.withConnection { connection in try connection.transaction { try body(connection) } }
     }
@@ -136,13 +138,13 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
     }
 
     public func image(id: Int64) throws -> ImageRecord? {
-        try read { try $0.queryFirst("SELECT \(Self.imageColumns) FROM images WHERE id = $1", [.integer(id)]).map(Self.imageRecord) }
+        try withConnection { try $0.queryFirst("SELECT \(Self.imageColumns) FROM images WHERE id = $1", [.integer(id)]).map(Self.imageRecord) }
     }
 
     public func images(ids: [Int64]) throws -> [Int64: ImageRecord] {
         let unique = Array(Set(ids))
         guard !unique.isEmpty else { return [:] }
-        return try read { connection in
+        return try withConnection { connection in
             var records: [Int64: ImageRecord] = [:]
             for start in stride(from: 0, to: unique.count, by: Self.idChunkSize) {
                 let chunk = Array(unique[start..<min(start + Self.idChunkSize, unique.count)])
@@ -157,7 +159,7 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
     }
 
     public func imageContent(id: Int64) throws -> (contentType: String, bytes: [UInt8])? {
-        try read { try $0.queryFirst("SELECT content_type, original FROM images WHERE id = $1", [.integer(id)]).map { ($0.string(0), $0.bytes(1)) } }
+        try withConnection { try $0.queryFirst("SELECT content_type, original FROM images WHERE id = $1", [.integer(id)]).map { ($0.string(0), $0.bytes(1)) } }
     }
 
     /// Removes the image (its codes cascade) and logs the delete in the same transaction.
@@ -170,23 +172,23 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
     }
 
     public func imageCount() throws -> Int {
-        try read { try $0.queryFirst("SELECT count(*) FROM images")?.int(0) ?? 0 }
+        try withConnection { try $0.queryFirst("SELECT count(*) FROM images")?.int(0) ?? 0 }
     }
 
     public func imageCount(afterID: Int64) throws -> Int {
-        try read { try $0.queryFirst("SELECT count(*) FROM images WHERE id > $1", [.integer(afterID)])?.int(0) ?? 0 }
+        try withConnection { try $0.queryFirst("SELECT count(*) FROM images WHERE id > $1", [.integer(afterID)])?.int(0) ?? 0 }
     }
 
     public func maxImageID() throws -> Int64 {
-        try read { try $0.queryFirst("SELECT coalesce(max(id), 0) FROM images")?.int64(0) ?? 0 }
+        try withConnection { try $0.queryFirst("SELECT coalesce(max(id), 0) FROM images")?.int64(0) ?? 0 }
     }
 
     public func imageIDs(through throughID: Int64) throws -> [Int64] {
-        try read { try $0.query("SELECT id FROM images WHERE id <= $1 ORDER BY id", [.integer(throughID)]).map { $0.int64(0) } }
+        try withConnection { try $0.query("SELECT id FROM images WHERE id <= $1 ORDER BY id", [.integer(throughID)]).map { $0.int64(0) } }
     }
 
     public func codes(modelVersion: Int) throws -> [(imageID: Int64, code: [UInt8])] {
-        try read { try $0.query("SELECT image_id, code FROM codes WHERE model_version = $1 ORDER BY image_id", [.int(modelVersion)])
+        try withConnection { try $0.query("SELECT image_id, code FROM codes WHERE model_version = $1 ORDER BY image_id", [.int(modelVersion)])
             .map { (imageID: $0.int64(0), code: $0.bytes(1)) } }
     }
 
@@ -216,16 +218,16 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
 
     @discardableResult
     public func deleteCodes(modelVersion: Int) throws -> Int {
-        try read { try $0.update("DELETE FROM codes WHERE model_version = $1", [.int(modelVersion)]) }
+        try withConnection { try $0.update("DELETE FROM codes WHERE model_version = $1", [.int(modelVersion)]) }
     }
 
     public func thumbnails(afterID: Int64, limit: Int) throws -> [(imageID: Int64, thumbnail: [UInt8])] {
-        try read { try $0.query("SELECT id, thumbnail FROM images WHERE id > $1 ORDER BY id LIMIT $2", [.integer(afterID), .int(limit)])
+        try withConnection { try $0.query("SELECT id, thumbnail FROM images WHERE id > $1 ORDER BY id LIMIT $2", [.integer(afterID), .int(limit)])
             .map { (imageID: $0.int64(0), thumbnail: $0.bytes(1)) } }
     }
 
     public func thumbnailsMissingCode(modelVersion: Int, afterID: Int64, limit: Int) throws -> [(imageID: Int64, thumbnail: [UInt8])] {
-        try read { try $0.query("""
+        try withConnection { try $0.query("""
             SELECT id, thumbnail FROM images
             WHERE id > $1 AND NOT EXISTS (SELECT 1 FROM codes WHERE image_id = images.id AND model_version = $2)
             ORDER BY id LIMIT $3
@@ -234,7 +236,7 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
 
     public func thumbnails(ids: [Int64]) throws -> [(imageID: Int64, thumbnail: [UInt8])] {
         guard !ids.isEmpty else { return [] }
-        return try read { connection in
+        return try withConnection { connection in
             var byID: [Int64: [UInt8]] = [:]
             for start in stride(from: 0, to: ids.count, by: Self.idChunkSize) {
                 let chunk = Array(ids[start..<min(start + Self.idChunkSize, ids.count)])
@@ -301,16 +303,16 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
     }
 
     public func model(version: Int) throws -> ModelRecord? {
-        try read { try $0.queryFirst("SELECT \(Self.modelColumns), weights FROM models WHERE version = $1", [.int(version)])
+        try withConnection { try $0.queryFirst("SELECT \(Self.modelColumns), weights FROM models WHERE version = $1", [.int(version)])
             .map { Self.modelRecord($0, weights: $0.bytes(8)) } }
     }
 
     public func models() throws -> [ModelRecord] {
-        try read { try $0.query("SELECT \(Self.modelColumns) FROM models ORDER BY version DESC").map { Self.modelRecord($0, weights: []) } }
+        try withConnection { try $0.query("SELECT \(Self.modelColumns) FROM models ORDER BY version DESC").map { Self.modelRecord($0, weights: []) } }
     }
 
     public func maxModelVersion() throws -> Int {
-        try read { try $0.queryFirst("SELECT coalesce(max(version), 0) FROM models")?.int(0) ?? 0 }
+        try withConnection { try $0.queryFirst("SELECT coalesce(max(version), 0) FROM models")?.int(0) ?? 0 }
     }
 
     public func pruneCodes(modelVersion: Int) throws {
@@ -333,7 +335,7 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
     }
 
     public func activeModelVersion() throws -> Int? {
-        try read { try Self.activeVersion($0) }
+        try withConnection { try Self.activeVersion($0) }
     }
 
     /// One transaction every replica follows through its `activate` change-log row.
@@ -354,7 +356,7 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
     /// An unowned queued job; `claimJob` is what the worker uses. Fails (unique violation) while
     /// another job is unfinished.
     public func createJob(kind: String, configJSON: String?) throws -> Int64 {
-        try read { try $0.queryFirst("INSERT INTO jobs (kind, status, config) VALUES ($1, 'queued', $2) RETURNING id",
+        try withConnection { try $0.queryFirst("INSERT INTO jobs (kind, status, config) VALUES ($1, 'queued', $2) RETURNING id",
                                      [.text(kind), .optionalText(configJSON)])?.int64(0) ?? 0 }
     }
 
@@ -363,13 +365,13 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
     public func claimJob(kind: String, configJSON: String?) throws -> JobClaim {
         try failAbandonedJobs(reason: Self.abandonedReason)
         do {
-            let id = try read { try $0.queryFirst("""
+            let id = try withConnection { try $0.queryFirst("""
                 INSERT INTO jobs (kind, status, config, owner, lease_expires_at)
                 VALUES ($1, 'queued', $2, $3, now() + make_interval(secs => $4)) RETURNING id
                 """, [.text(kind), .optionalText(configJSON), .text(replicaID), .real(jobLeaseSeconds)])?.int64(0) ?? 0 }
             return .claimed(jobID: id)
         } catch let error as PostgresError where error.sqlState == "23505" {
-            guard let running = try read({ try $0.queryFirst("SELECT id FROM jobs WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1") }) else {
+            guard let running = try withConnection({ try $0.queryFirst("SELECT id FROM jobs WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1") }) else {
                 // The other job finished between the insert and this read; the caller may simply ask again.
                 return try claimJob(kind: kind, configJSON: configJSON)
             }
@@ -380,18 +382,18 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
     static let abandonedReason = "abandoned: the replica running the job stopped renewing its lease"
 
     public func renewJobLease(id: Int64) throws -> Bool {
-        try read { try $0.update("""
+        try withConnection { try $0.update("""
             UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
             WHERE id = $1 AND owner = $2 AND status IN ('queued', 'running')
             """, [.integer(id), .text(replicaID), .real(jobLeaseSeconds)]) > 0 }
     }
 
     public func job(id: Int64) throws -> JobRecord? {
-        try read { try $0.queryFirst("SELECT \(Self.jobColumns) FROM jobs WHERE id = $1", [.integer(id)]).map(Self.jobRecord) }
+        try withConnection { try $0.queryFirst("SELECT \(Self.jobColumns) FROM jobs WHERE id = $1", [.integer(id)]).map(Self.jobRecord) }
     }
 
     public func updateJob(id: Int64, status: JobStatus?, progress: Double?, message: String?, modelVersion: Int?) throws {
-        let changed = try read { try $0.update("""
+        let changed = try withConnection { try $0.update("""
             UPDATE jobs SET
                 status = coalesce($1, status),
                 progress = coalesce($2::double precision, progress),
@@ -430,7 +432,7 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
     }
 
     public func jobCounts() throws -> [JobStatus: Int] {
-        try read { connection in
+        try withConnection { connection in
             var counts: [JobStatus: Int] = [:]
             for row in try connection.query("SELECT status, count(*) FROM jobs GROUP BY status") {
                 if let status = JobStatus(rawValue: row.string(0)) { counts[status] = row.int(1) }
@@ -442,17 +444,17 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
     // MARK: ChangeFeed
 
     public func latestChangeSequence() throws -> Int64 {
-        try read { try $0.queryFirst("SELECT coalesce(max(sequence), 0) FROM change_log")?.int64(0) ?? 0 }
+        try withConnection { try $0.queryFirst("SELECT coalesce(max(sequence), 0) FROM change_log")?.int64(0) ?? 0 }
     }
 
     public func oldestRetainedSequence() throws -> Int64 {
-        try read { try $0.queryFirst("SELECT coalesce(min(sequence), 0) FROM change_log")?.int64(0) ?? 0 }
+        try withConnection { try $0.queryFirst("SELECT coalesce(min(sequence), 0) FROM change_log")?.int64(0) ?? 0 }
     }
 
     /// Other replicas' codes, and every delete and activation: applying this replica's own deletes
     /// again keeps a late remote code from resurrecting an image this replica already removed.
     public func changes(after sequence: Int64, limit: Int) throws -> [LoggedChange] {
-        try read { connection in
+        try withConnection { connection in
             try connection.query("""
                 SELECT sequence, kind, image_id, model_version, code FROM change_log
                 WHERE sequence > $1 AND (kind <> 'code' OR origin <> $2)
@@ -495,7 +497,7 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
     /// Deletes change-log rows older than `age` seconds; followers that were away longer reload.
     @discardableResult
     public func pruneChanges(olderThan age: TimeInterval) throws -> Int {
-        try read { try $0.update("DELETE FROM change_log WHERE created_at < now() - make_interval(secs => $1)", [.real(age)]) }
+        try withConnection { try $0.update("DELETE FROM change_log WHERE created_at < now() - make_interval(secs => $1)", [.real(age)]) }
     }
 }
 
