@@ -66,6 +66,9 @@ public final class ImageService: @unchecked Sendable {
     private let followLock = NSLock()
     /// The last change-log sequence number applied (only with a change feed).
     private var followedSequence: Int64 = 0
+    /// Metadata of recently returned hits: the index is in memory, so with these a search can still
+    /// be answered while the database is unreachable.
+    private let recentRecords = RecordCache(capacity: 50_000)
 
     /// Opens the configured database (SQLite, or PostgreSQL shared with other replicas), makes the
     /// cold-start model if there is none, and loads the active model's index.
@@ -191,6 +194,7 @@ public final class ImageService: @unchecked Sendable {
                 let models = [serving, building].compactMap { $0 }
                 modelLock.unlock()
                 for model in models { model.remove(id: id) }
+                recentRecords.remove(id)
             }
         }
     }
@@ -231,7 +235,15 @@ public final class ImageService: @unchecked Sendable {
 
     private func hits(model: ServingModel, code: [UInt64], k: Int, maxDistance: Int?, excluding: Int64?) throws -> [SearchHit] {
         let neighbors = try model.search(code, k: k, maxDistance: maxDistance, excluding: excluding)
-        let records = try store.images(ids: neighbors.map(\.id))
+        let records: [Int64: ImageRecord]
+        do {
+            records = try store.images(ids: neighbors.map(\.id))
+            recentRecords.insert(records.values)
+        } catch let error as StorageUnavailableError {
+            // Only the hits' metadata needs the database; answer from memory when every hit is known.
+            guard let cached = recentRecords.records(for: neighbors.map(\.id)) else { throw error }
+            records = cached
+        }
         // An image deleted between the index read and the metadata read is simply left out.
         return neighbors.compactMap { neighbor in records[neighbor.id].map { SearchHit(neighbor: neighbor, record: $0) } }
     }
@@ -320,6 +332,7 @@ public final class ImageService: @unchecked Sendable {
                 let models = [serving, building].compactMap { $0 }
                 modelLock.unlock()
                 for model in models { model.remove(id: imageID) }
+                recentRecords.remove(imageID)
             }
         case let .activate(version):
             guard currentModel.version != version else { return }
@@ -427,4 +440,38 @@ public final class ImageService: @unchecked Sendable {
     /// Thumbnails encoded per batch when catching up or re-encoding: large enough for the encoder's
     /// batched forward pass, small enough to keep memory flat.
     static let encodingPageSize = 512
+}
+
+/// A bounded map from image id to metadata. Records never change after insert, so the only way one
+/// goes stale is a delete, which removes it. When full, an arbitrary entry makes room: recency is not
+/// worth a list here, the cache only has to cover the searches that repeat.
+final class RecordCache: @unchecked Sendable {
+    private let capacity: Int
+    private let lock = NSLock()
+    private var records: [Int64: ImageRecord] = [:]
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    func insert<S: Sequence>(_ new: S) where S.Element == ImageRecord {
+        lock.withLock {
+            for record in new {
+                if records.count >= capacity, records[record.id] == nil { records.remove(at: records.startIndex) }
+                records[record.id] = record
+            }
+        }
+    }
+
+    func remove(_ id: Int64) { _ = lock.withLock { records.removeValue(forKey: id) } }
+
+    /// The records of all `ids`, or nil when any one is missing (a partial answer would be wrong).
+    func records(for ids: [Int64]) -> [Int64: ImageRecord]? {
+        lock.withLock {
+            var found: [Int64: ImageRecord] = [:]
+            for id in ids {
+                guard let record = records[id] else { return nil }
+                found[id] = record
+            }
+            return found
+        }
+    }
 }

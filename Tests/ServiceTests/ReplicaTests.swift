@@ -116,6 +116,29 @@ final class ReplicaTests: XCTestCase {
         XCTAssertTrue(try waitUntil(timeout: 2) { try found(first, seed: 999).contains(later) })
     }
 
+    /// With the database down, a search whose hits were seen before is answered from memory; what
+    /// needs the database gets 503 with a message saying so; after the restart everything works again.
+    func testSearchesAnswerFromMemoryWhileTheDatabaseIsDown() throws {
+        let server = try postgres()
+        let url = try server.createDatabase()
+        let first = try replica(url), second = try replica(url)
+        let ids = try (0..<10).map { try upload(first, seed: 400 + $0) }
+        XCTAssertTrue(try waitUntil(timeout: 2) { try found(second, seed: 403).count == ids.count })
+        let before = try found(second, seed: 403)
+        try server.stopServer()
+        defer { try? server.startServer() }
+        XCTAssertEqual(try found(second, seed: 403), before, "the search is answered from the in-memory index")
+        let similar = try second.client.request("GET", "/v1/images/\(ids[3])/similar?k=20")
+        XCTAssertEqual(similar.status, 200, similar.text)
+        let refused = try first.client.request("POST", "/v1/images", body: try TestImages.png(seed: 500))
+        XCTAssertEqual(refused.status, 503, refused.text)
+        XCTAssertTrue(refused.text.contains("database is unavailable"), refused.text)
+        XCTAssertEqual(try second.client.request("GET", "/v1/images/\(ids[0])").status, 503)
+        try server.startServer()
+        let after = try upload(first, seed: 500)
+        XCTAssertTrue(try waitUntil(timeout: 5) { try found(second, seed: 500).contains(after) })
+    }
+
     /// PostgreSQL stops for a few seconds while uploads and searches run against both replicas.
     func testDatabaseRestartUnderLoad() throws {
         let server = try postgres()
