@@ -18,6 +18,7 @@ let package = Package(
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
         .target(name: "Imaging", dependencies: ["CJPEG", "CPNG"]),
         .target(name: "NeuralNet", dependencies: ["CBLAS"]),
@@ -28,7 +29,8 @@ let package = Package(
         // Hamming-distance kernels per instruction set (POPCNT, AVX2, AVX-512), chosen at start-up.
         .target(name: "CHammingKernels"),
         .target(name: "HammingIndex", dependencies: ["CHammingKernels"]),
-        .target(name: "Storage", dependencies: ["CSQLite"], resources: [.copy("Migrations")]),
+        .target(name: "Storage", dependencies: ["CSQLite", "CPostgres"],
+                resources: [.copy("Migrations"), .copy("PostgresMigrations")]),
         .target(name: "HTTP"),
         .target(
             name: "Service",

@@ -27,9 +27,25 @@ public struct Configuration: Codable, Equatable, Sendable {
         /// Seconds a shutdown waits for in-flight requests.
         public var shutdownGraceSeconds = 10.0
     }
-    /// Where the single SQLite file lives.
+    /// Where the data lives: one SQLite file, or a PostgreSQL database that several replicas share.
     public struct Database: Codable, Equatable, Sendable {
+        /// The SQLite file; a `postgresql://` (or `postgres://`) URI here selects PostgreSQL instead,
+        /// so `--database` takes either.
         public var path = "data/dsch.sqlite"
+        /// A libpq connection URI (`postgresql://user:password@host:port/database`); when set it wins
+        /// over `path`, which is then ignored.
+        public var url = ""
+
+        /// The PostgreSQL URI to use, nil for SQLite at `path`.
+        public var postgresURL: String? {
+            if !url.isEmpty { return url }
+            return Self.isPostgresURI(path) ? path : nil
+        }
+
+        /// Whether `text` is a URI libpq understands rather than a file path.
+        static func isPostgresURI(_ text: String) -> Bool {
+            text.hasPrefix("postgresql://") || text.hasPrefix("postgres://")
+        }
     }
     /// What uploads may be, and the thumbnail the encoders read.
     public struct Images: Codable, Equatable, Sendable {
@@ -72,8 +88,11 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var keepVersions = 3
         /// Training uses an even sample of at most this many images.
         public var maxTrainingImages = 20_000
-        /// Seconds between checks for an automatic retrain.
+        /// Seconds between checks for an automatic retrain (and, with replicas, for abandoned jobs).
         public var checkSeconds = 30.0
+        /// With replicas: seconds a running job stays claimed without a heartbeat; a replica killed
+        /// mid-job leaves it failed this long after its last heartbeat.
+        public var leaseSeconds = 60.0
     }
     /// Administration.
     public struct Admin: Codable, Equatable, Sendable {
@@ -289,7 +308,12 @@ extension Configuration {
         try require(images.inputSize >= 8 && images.inputSize <= 256, "images.inputSize must be 8…256")
         try require(model.bits >= 8 && model.bits <= 1024 && model.bits % 8 == 0, "model.bits must be a multiple of 8 in 8…1024")
         try require(search.defaultK >= 1 && search.defaultK <= search.maxK, "search.defaultK must be 1…search.maxK")
-        try require(!database.path.isEmpty, "database.path must not be empty")
+        try require(!database.path.isEmpty || !database.url.isEmpty, "database.path must not be empty")
+        try require(database.url.isEmpty || Database.isPostgresURI(database.url),
+                    "database.url must be a postgresql:// URI; for an SQLite file set database.path instead")
+        try require(database.postgresURL == nil || !admin.token.isEmpty,
+                    "with a PostgreSQL database every replica must accept the same admin token: set admin.token (DSCH_ADMIN_TOKEN)")
+        try require(retrain.leaseSeconds >= 1, "retrain.leaseSeconds must be at least 1")
         try require(retrain.minImages >= 1 && retrain.afterNewImages >= 1, "retrain.minImages and retrain.afterNewImages must be at least 1")
         try require(retrain.keepVersions >= 1, "retrain.keepVersions must be at least 1")
         try require(retrain.maxTrainingImages >= 1, "retrain.maxTrainingImages must be at least 1")

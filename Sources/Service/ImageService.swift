@@ -67,11 +67,28 @@ public final class ImageService: @unchecked Sendable {
     /// Serialises duplicate grouping, so concurrent requests compute it once and share `duplicatesCache`.
     private let duplicatesLock = NSLock()
     private var duplicatesCache: (model: ServingModel, changes: UInt64, maxDistance: Int, groups: [DuplicateGroup])?
+    /// Held while remote changes are applied, so the follower thread and an upload that found the
+    /// active version changed never apply the same changes twice at once.
+    private let followLock = NSLock()
+    /// The last change-log sequence number applied (only with a change feed).
+    private var followedSequence: Int64 = 0
+    /// Metadata of recently returned hits: the index is in memory, so with these a search can still
+    /// be answered while the database is unreachable.
+    private let recentRecords = RecordCache(capacity: 50_000)
 
-    /// Opens the configured SQLite database, makes the cold-start model if there is none, and loads
-    /// the active model's index.
+    /// Opens the configured database (SQLite, or PostgreSQL shared with other replicas), makes the
+    /// cold-start model if there is none, and loads the active model's index.
     public convenience init(configuration: Configuration, logger: Logger) throws {
-        try self.init(configuration: configuration, store: try Store(path: configuration.database.path), logger: logger)
+        try self.init(configuration: configuration, store: try ImageService.openStore(configuration), logger: logger)
+    }
+
+    /// The store `configuration.database` names.
+    public static func openStore(_ configuration: Configuration) throws -> ServiceStore {
+        if let url = configuration.database.postgresURL {
+            return try PostgresStore(url: url, jobLeaseSeconds: configuration.retrain.leaseSeconds,
+                                     maximumConnections: configuration.server.workers + 2)
+        }
+        return try Store(path: configuration.database.path)
     }
 
     /// The service over `store` (closed again if start-up fails): makes the cold-start model if there
@@ -82,6 +99,9 @@ public final class ImageService: @unchecked Sendable {
         self.store = store
         metadataPolicy = MetadataPolicy(maxBytes: configuration.images.maxMetaBytes, maxDepth: configuration.images.maxMetaDepth)
         do {
+            // Read before loading: changes committed while the index loads are then applied again,
+            // which is harmless (adds and removes are idempotent), rather than missed.
+            followedSequence = try store.changeFeed?.latestChangeSequence() ?? 0
             serving = try ImageService.loadActiveModel(store: store, configuration: configuration)
             try catchUp(serving)
         } catch {
@@ -111,7 +131,21 @@ public final class ImageService: @unchecked Sendable {
         let thumbnail = try decodeThumbnail(bytes)
         let image = try ImageDecoder.info(bytes, limits: decodeLimits)
         let sha256 = SHA256.hexDigest(bytes)
-        return try ingestGate.reading {
+        // Another replica may activate a new version between encoding and the insert; the store then
+        // refuses the stale code, this replica follows the activation and encodes again.
+        for _ in 0..<3 {
+            do {
+                return try ingest(bytes: bytes, thumbnail: thumbnail, image: image, sha256: sha256, metadata: metadata)
+            } catch StoreError.activeVersionChanged {
+                try followChanges()
+            }
+        }
+        throw ServiceError.unavailable("the active model version kept changing while the image was stored; upload it again")
+    }
+
+    /// Encodes under the current version and stores, with uploads and model swaps kept apart.
+    private func ingest(bytes: [UInt8], thumbnail: [UInt8], image: ImageInfo, sha256: String, metadata: String?) throws -> IngestResult {
+        try ingestGate.reading {
             let model = currentModel
             let code = model.codes(for: [thumbnail])[0]
             let newImage = NewImage(sha256: sha256, contentType: image.format.mimeType, width: image.width, height: image.height,
@@ -169,6 +203,7 @@ public final class ImageService: @unchecked Sendable {
                 let models = [serving, building].compactMap { $0 }
                 modelLock.unlock()
                 for model in models { model.remove(id: id) }
+                recentRecords.remove(id)
             }
         }
     }
@@ -219,7 +254,15 @@ public final class ImageService: @unchecked Sendable {
                       filters: [MetadataFilter]) throws -> [SearchHit] {
         guard !filters.isEmpty else {
             let neighbors = try indexSearch(model, code, k: k, maxDistance: maxDistance, excluding: excluding)
-            let records = try store.images(ids: neighbors.map(\.id))
+            let records: [Int64: ImageRecord]
+            do {
+                records = try store.images(ids: neighbors.map(\.id))
+                recentRecords.insert(records.values)
+            } catch let error as StorageUnavailableError {
+                // Only the hits' metadata needs the database; answer from memory when every hit is known.
+                guard let cached = recentRecords.records(for: neighbors.map(\.id)) else { throw error }
+                records = cached
+            }
             // An image deleted between the index read and the metadata read is simply left out.
             return neighbors.compactMap { neighbor in records[neighbor.id].map { SearchHit(neighbor: neighbor, record: $0) } }
         }
@@ -314,6 +357,9 @@ public final class ImageService: @unchecked Sendable {
             if building === model { building = nil }
             modelLock.unlock()
         }
+        // Another replica may have stored an upload under the old version just before the switch
+        // committed (its gate is its own); from now on the store refuses those, so one more pass finds them all.
+        if store.changeFeed != nil { try catchUp(model, afterID: afterID) }
         logger.info("model activated", [("version", "\(model.version)"), ("kind", model.encoder.kind.rawValue), ("codes", "\(model.count)")])
     }
 
@@ -325,6 +371,72 @@ public final class ImageService: @unchecked Sendable {
         }
         try activate(try loadModel(version: version))
         return record
+    }
+
+    // MARK: Following other replicas
+
+    /// Applies every change other replicas committed since the last call, in commit order: their
+    /// uploads' codes join the index, deletes leave it, an activation loads and swaps in that version.
+    /// Returns how many changes were applied; without a change feed (SQLite) there are none.
+    @discardableResult
+    public func followChanges() throws -> Int {
+        guard let feed = store.changeFeed else { return 0 }
+        return try followLock.withLock {
+            var applied = 0
+            let oldest = try feed.oldestRetainedSequence()
+            if oldest > followedSequence + 1 {
+                // The log was pruned past this replica's place: reload the active version from the rows.
+                logger.warning("change log pruned past this replica's position; reloading the index",
+                               [("position", "\(followedSequence)"), ("oldest", "\(oldest)")])
+                followedSequence = oldest - 1
+                if let active = try store.activeModelVersion() { try swapToRemote(version: active) }
+            }
+            while true {
+                let batch = try feed.changes(after: followedSequence, limit: 1000)
+                for logged in batch {
+                    try apply(logged.change)
+                    followedSequence = logged.sequence
+                    applied += 1
+                }
+                if batch.count < 1000 { return applied }
+            }
+        }
+    }
+
+    /// The change-log position this replica has applied through.
+    public var followedChangeSequence: Int64 { followLock.withLock { followedSequence } }
+
+    private func apply(_ change: Change) throws {
+        switch change {
+        case let .code(imageID, version, bytes):
+            membership.withLock {
+                let model = currentModel
+                guard model.version == version, let code = BinaryCode.words(bytes, bits: model.bits) else { return }
+                try? model.add(id: imageID, code: code)
+            }
+        case let .delete(imageID):
+            membership.withLock {
+                modelLock.lock()
+                let models = [serving, building].compactMap { $0 }
+                modelLock.unlock()
+                for model in models { model.remove(id: imageID) }
+                recentRecords.remove(imageID)
+            }
+        case let .activate(version):
+            guard currentModel.version != version else { return }
+            try swapToRemote(version: version)
+        }
+    }
+
+    /// Loads a version another replica activated (its codes are all stored by then) and serves it.
+    private func swapToRemote(version: Int) throws {
+        let model = try loadModel(version: version)
+        ingestGate.writing {
+            modelLock.lock()
+            serving = model
+            modelLock.unlock()
+        }
+        logger.info("followed activation", [("version", "\(version)"), ("codes", "\(model.count)")])
     }
 
     // MARK: Reads for the admin API and metrics
@@ -420,4 +532,38 @@ public final class ImageService: @unchecked Sendable {
     /// Thumbnails encoded per batch when catching up or re-encoding: large enough for the encoder's
     /// batched forward pass, small enough to keep memory flat.
     static let encodingPageSize = 512
+}
+
+/// A bounded map from image id to metadata. Records never change after insert, so the only way one
+/// goes stale is a delete, which removes it. When full, an arbitrary entry makes room: recency is not
+/// worth a list here, the cache only has to cover the searches that repeat.
+final class RecordCache: @unchecked Sendable {
+    private let capacity: Int
+    private let lock = NSLock()
+    private var records: [Int64: ImageRecord] = [:]
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    func insert<S: Sequence>(_ new: S) where S.Element == ImageRecord {
+        lock.withLock {
+            for record in new {
+                if records.count >= capacity, records[record.id] == nil { records.remove(at: records.startIndex) }
+                records[record.id] = record
+            }
+        }
+    }
+
+    func remove(_ id: Int64) { _ = lock.withLock { records.removeValue(forKey: id) } }
+
+    /// The records of all `ids`, or nil when any one is missing (a partial answer would be wrong).
+    func records(for ids: [Int64]) -> [Int64: ImageRecord]? {
+        lock.withLock {
+            var found: [Int64: ImageRecord] = [:]
+            for id in ids {
+                guard let record = records[id] else { return nil }
+                found[id] = record
+            }
+            return found
+        }
+    }
 }

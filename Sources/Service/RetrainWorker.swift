@@ -8,12 +8,15 @@ public enum RetrainError: Error, CustomStringConvertible {
     case unknownKind(ModelKind)
     case invalidSettings(String)
     case cancelled
+    /// The job's lease expired (this replica could not renew it in time) and another replica failed it.
+    case leaseLost
 
     public var description: String {
         switch self {
         case .unknownKind(let kind): return "no trainer for model kind '\(kind)'"
         case .invalidSettings(let why): return "invalid training settings: \(why)"
         case .cancelled: return "cancelled: the service is shutting down"
+        case .leaseLost: return "stopped: the job's lease expired and another replica marked it failed"
         }
     }
 }
@@ -35,6 +38,8 @@ public final class RetrainWorker: @unchecked Sendable {
     private var automaticTimer: DispatchSourceTimer?
     /// Image count at the last automatic retrain that failed, so a failing setup is not retried in a loop.
     private var failedAutomaticAt: Int?
+    /// Set when the running job's lease could not be renewed; the job stops at its next progress report.
+    private var leaseLost = false
 
     public init(service: ImageService, trainers: [ModelTrainer], logger: Logger, metrics: Metrics) {
         self.service = service
@@ -51,6 +56,17 @@ public final class RetrainWorker: @unchecked Sendable {
         }
     }
 
+    /// Fails jobs whose replica stopped renewing their lease (it died mid-job); any replica may notice.
+    func failAbandonedJobs() {
+        do {
+            for job in try store.failAbandonedJobs(reason: "abandoned: the replica running the job stopped renewing its lease") {
+                logger.warning("retrain job of a stopped replica marked failed", [("job", "\(job.id)")])
+            }
+        } catch {
+            logger.warning("cannot check for abandoned jobs", [("reason", "\(error)")])
+        }
+    }
+
     // MARK: Automatic retraining
 
     /// Checks every `retrain.checkSeconds` whether a retrain is due (see `checkAutomaticRetrain`).
@@ -58,7 +74,10 @@ public final class RetrainWorker: @unchecked Sendable {
         let interval = service.configuration.retrain.checkSeconds
         let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
         timer.schedule(deadline: .now() + interval, repeating: interval)
-        timer.setEventHandler { [weak self] in self?.checkAutomaticRetrain() }
+        timer.setEventHandler { [weak self] in
+            self?.failAbandonedJobs()
+            self?.checkAutomaticRetrain()
+        }
         timer.resume()
         lock.lock()
         automaticTimer = timer
@@ -117,8 +136,15 @@ public final class RetrainWorker: @unchecked Sendable {
         if let running = runningJobID { return (running, false) }
         guard let trainer = trainers[request.kind] else { throw RetrainError.unknownKind(request.kind) }
         if cancelled { throw RetrainError.cancelled }
-        let jobID = try store.createJob(kind: request.kind.rawValue, configJSON: request.overridesJSON)
+        // The claim is what keeps retrains one at a time across replicas; the local check above only
+        // saves a round trip.
+        let jobID: Int64
+        switch try store.claimJob(kind: request.kind.rawValue, configJSON: request.overridesJSON) {
+        case .busy(let running): return (running, false)
+        case .claimed(let claimed): jobID = claimed
+        }
         runningJobID = jobID
+        leaseLost = false
         logger.info("retrain queued", [("job", "\(jobID)"), ("kind", request.kind.rawValue), ("reason", reason)])
         queue.async { self.run(jobID: jobID, trainer: trainer, settings: request.settings) }
         return (jobID, true)
@@ -146,13 +172,38 @@ public final class RetrainWorker: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if cancelled { throw RetrainError.cancelled }
+        if leaseLost { throw RetrainError.leaseLost }
+    }
+
+    /// Renews the job's lease three times per lease period until cancelled; a renewal that finds the
+    /// job taken away stops the work. A renewal that fails only because the database is briefly
+    /// unreachable is retried at the next tick: the lease is long enough to ride that out.
+    private func startHeartbeat(jobID: Int64) -> DispatchSourceTimer {
+        let interval = max(service.configuration.retrain.leaseSeconds / 3, 0.2)
+        let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
+        timer.schedule(deadline: .now() + interval, repeating: interval)
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            do {
+                if try !self.store.renewJobLease(id: jobID) {
+                    self.lock.withLock { self.leaseLost = true }
+                    self.logger.error("retrain lease lost", [("job", "\(jobID)")])
+                }
+            } catch {
+                self.logger.warning("cannot renew the retrain lease", [("job", "\(jobID)"), ("reason", "\(error)")])
+            }
+        }
+        timer.resume()
+        return timer
     }
 
     private func run(jobID: Int64, trainer: ModelTrainer, settings: TrainingSettings) {
         let started = Date()
         var newVersion: Int?
         var succeeded = false
+        let heartbeat = startHeartbeat(jobID: jobID)
         defer {
+            heartbeat.cancel()
             lock.lock()
             runningJobID = nil
             let handler = finishHandlers.removeValue(forKey: jobID)
@@ -181,6 +232,7 @@ public final class RetrainWorker: @unchecked Sendable {
             let model = try ServingModel(version: version, encoder: trained.encoder)
             service.setBuilding(model)
             try encodeAll(into: model, through: snapshotID, jobID: jobID)
+            try checkCancelled()
             try service.activate(model, afterID: snapshotID)
             try prune(keep: service.configuration.retrain.keepVersions)
             try store.updateJob(id: jobID, status: .succeeded, progress: 1,

@@ -1,5 +1,6 @@
 import Foundation
 import HTTP
+import Storage
 
 /// The running service: the image service behind the HTTP server, with logging and metrics.
 public final class DschServer: @unchecked Sendable {
@@ -11,6 +12,8 @@ public final class DschServer: @unchecked Sendable {
     private let server: HTTPServer
     private let logger: Logger
     private let tokenFile: String?
+    /// Applies other replicas' changes; nil when the database has no other writers (SQLite).
+    private let follower: ChangeFollower?
 
     /// Opens the database, recovers interrupted retrains and prepares the routes; `start()` begins
     /// listening. `trainers` defaults to every kind the service can train.
@@ -20,6 +23,8 @@ public final class DschServer: @unchecked Sendable {
         worker = RetrainWorker(service: service, trainers: trainers ?? Trainers.all(),
                                logger: logger, metrics: metrics)
         try worker.recoverInterruptedJobs()
+        let service = self.service
+        follower = service.store.changeFeed.map { ChangeFollower(service: service, feed: $0, logger: logger) }
         let admin = try AdminToken.resolve(configuration: configuration)
         tokenFile = admin.file
         let router = Router()
@@ -52,9 +57,11 @@ public final class DschServer: @unchecked Sendable {
     /// Starts listening; returns once the socket is bound.
     public func start() throws {
         try server.start()
+        let database = service.configuration.database
         logger.info("listening", [("host", service.configuration.server.host), ("port", "\(server.port)"),
-                                  ("database", service.configuration.database.path)])
+                                  ("database", database.postgresURL.map(PostgresConnection.redacted) ?? database.path)])
         if let tokenFile { logger.info("admin token", [("file", tokenFile)]) }
+        follower?.start()
         worker.startAutomaticChecks()
     }
 
@@ -66,6 +73,7 @@ public final class DschServer: @unchecked Sendable {
         logger.info("shutting down")
         server.shutdown(timeout: service.configuration.server.shutdownGraceSeconds)
         worker.cancelAndWait()
+        follower?.stop()
         service.close()
         logger.info("stopped")
     }

@@ -1,5 +1,6 @@
 import HTTP
 import Imaging
+import Storage
 
 /// Errors of the application that map to HTTP responses; each says what the client can do.
 public enum ServiceError: HTTPResponseError, CustomStringConvertible {
@@ -69,4 +70,13 @@ public enum ServiceError: HTTPResponseError, CustomStringConvertible {
             return .unprocessable(error.description)
         }
     }
+}
+
+/// The database being unreachable is the client's 503: the same answer as `ServiceError.unavailable`,
+/// with a `Retry-After`, so routes need not know which store they talk to.
+extension StorageUnavailableError: HTTPResponseError {
+    public var status: Int { ServiceError.unavailable(description).status }
+    public var code: String { ServiceError.unavailable(description).code }
+    public var message: String { description }
+    public var headers: [(String, String)] { [("Retry-After", "2")] }
 }

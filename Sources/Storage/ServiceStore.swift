@@ -1,10 +1,13 @@
 /// The repository the service works through: images with their thumbnails and codes, model versions,
-/// jobs and the active version. `Store` implements it over one SQLite file; routes, the retrain worker
-/// and start-up never see which implementation they have.
+/// jobs and the active version. `Store` implements it over one SQLite file, `PostgresStore` over a
+/// PostgreSQL database that several replicas share; routes, the retrain worker and start-up never see
+/// which implementation they have.
 public protocol ServiceStore: AnyObject, Sendable {
     // Images and codes
 
     /// Inserts an image with its code in one transaction; identical sha256 returns the existing id.
+    /// Throws `StoreError.activeVersionChanged` when another replica activated a version other than
+    /// `modelVersion` meanwhile (the caller follows the change and encodes again).
     func insertImage(_ image: NewImage, code: [UInt8], modelVersion: Int) throws -> InsertResult
     /// One image's metadata, nil when the id is unknown.
     func image(id: Int64) throws -> ImageRecord?
@@ -69,17 +72,33 @@ public protocol ServiceStore: AnyObject, Sendable {
 
     /// Records a new queued job; returns its id.
     func createJob(kind: String, configJSON: String?) throws -> Int64
+    /// Records a new queued job leased to this process, unless a job is queued or running anywhere:
+    /// one retrain at a time across every replica sharing the database.
+    func claimJob(kind: String, configJSON: String?) throws -> JobClaim
+    /// Extends this process's lease on a job it claimed; false when the job is no longer its own
+    /// (its lease expired and another replica failed it), and the work must stop.
+    func renewJobLease(id: Int64) throws -> Bool
+    /// Fails jobs whose owner stopped renewing their lease (a replica died mid-job) and removes their
+    /// unfinished models, in one transaction; a single-process store has none and returns [].
+    @discardableResult
+    func failAbandonedJobs(reason: String) throws -> [JobRecord]
     /// One job, nil when unknown.
     func job(id: Int64) throws -> JobRecord?
     /// Updates the given fields of a job (nil leaves a field as it is).
     func updateJob(id: Int64, status: JobStatus?, progress: Double?, message: String?, modelVersion: Int?) throws
-    /// Fails jobs a stopped process left queued or running and removes their unfinished models, in one transaction.
+    /// Fails jobs a stopped process left queued or running and removes their unfinished models, in one
+    /// transaction (at start-up; with replicas, only jobs whose lease expired).
     @discardableResult
     func failInterruptedJobs(reason: String) throws -> [JobRecord]
     /// The newest `limit` jobs, newest first.
     func jobs(limit: Int) throws -> [JobRecord]
     /// Number of jobs in each status.
     func jobCounts() throws -> [JobStatus: Int]
+
+    // Replicas
+
+    /// Changes committed by other processes, nil when nothing else writes to this database.
+    var changeFeed: ChangeFeed? { get }
 
     /// Finishes pending writes and closes the connections.
     func close()

@@ -21,10 +21,10 @@ public enum MigrationError: Error, CustomStringConvertible {
     case badFileName(String)
     /// Two migrations share an id.
     case duplicateID(Int)
-    /// The `Migrations` folder is missing from the target's resource bundle.
-    case missingResources
+    /// A migrations folder is missing from the target's resource bundle.
+    case missingResources(folder: String)
     /// A migration's SQL failed; its transaction was rolled back.
-    case failed(id: Int, name: String, underlying: DatabaseError)
+    case failed(id: Int, name: String, underlying: any Error)
     /// After migrating, `PRAGMA foreign_key_check` found rows pointing nowhere in `table`.
     case foreignKeyViolation(table: String)
     public var description: String {
@@ -37,8 +37,8 @@ public enum MigrationError: Error, CustomStringConvertible {
             return "migration file \(name) is not named NNNN_name.sql"
         case .duplicateID(let id):
             return "two migrations have id \(id)"
-        case .missingResources:
-            return "the Migrations folder is missing from the Storage resource bundle"
+        case .missingResources(let folder):
+            return "the \(folder) folder is missing from the Storage resource bundle"
         case .failed(let id, let name, let underlying):
             return "migration \(id) (\(name)) failed and was rolled back: \(underlying)"
         case .foreignKeyViolation(let table):
@@ -53,11 +53,15 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case unknownJob(Int64)
     /// The active model version cannot be deleted; activate another one first.
     case modelIsActive(Int)
+    /// An image was encoded under `encoded` but another replica made `active` the active version meanwhile.
+    case activeVersionChanged(encoded: Int, active: Int)
     public var description: String {
         switch self {
         case .unknownModelVersion(let version): return "model version \(version) does not exist"
         case .unknownJob(let id): return "job \(id) does not exist"
         case .modelIsActive(let version): return "model version \(version) is active; activate another version before deleting it"
+        case .activeVersionChanged(let encoded, let active):
+            return "the image was encoded under model version \(encoded) but version \(active) became active meanwhile; upload it again"
         }
     }
 }
@@ -586,6 +590,29 @@ public final class Store: ServiceStore, @unchecked Sendable {
             return database.lastInsertRowID
         }
     }
+
+    /// A new queued job, unless one is queued or running (one process owns the file: no lease needed).
+    public func claimJob(kind: String, configJSON: String?) throws -> JobClaim {
+        try writeTransaction { database in
+            if let running = try database.queryScalarInt("SELECT id FROM jobs WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1") {
+                return .busy(jobID: running)
+            }
+            try database.run("INSERT INTO jobs (kind, status, config) VALUES (?, 'queued', ?)", [.text(kind), .optionalText(configJSON)])
+            return .claimed(jobID: database.lastInsertRowID)
+        }
+    }
+
+    /// True while the job is unfinished: in a single process nobody else can take it over.
+    public func renewJobLease(id: Int64) throws -> Bool {
+        try read { try $0.queryScalarInt("SELECT 1 FROM jobs WHERE id = ? AND status IN ('queued', 'running')", [.integer(id)]) != nil }
+    }
+
+    /// None: the only process that could own a job is this one (`failInterruptedJobs` covers restarts).
+    @discardableResult
+    public func failAbandonedJobs(reason: String) throws -> [JobRecord] { [] }
+
+    /// Nil: one process owns the file, so there are no remote changes to follow.
+    public var changeFeed: ChangeFeed? { nil }
 
     /// One job, nil when the id is unknown.
     public func job(id: Int64) throws -> JobRecord? {

@@ -22,10 +22,12 @@ let usage = """
     """
 
 let serveUsage = """
-    Usage: dsch serve [--host H] [--port P] [--database FILE] [--config FILE]
+    Usage: dsch serve [--host H] [--port P] [--database FILE|postgresql://USER:PASSWORD@HOST:PORT/DB] [--config FILE]
 
     Runs the HTTP service. Settings come from Config/default.json's defaults, then --config FILE,
     then DSCH_* environment variables (e.g. DSCH_SERVER_PORT, DSCH_ADMIN_TOKEN), then these flags.
+    A postgresql:// URI (or DSCH_DATABASE_URL) shares one PostgreSQL database between replicas;
+    they then need the same DSCH_ADMIN_TOKEN.
     Stops gracefully on SIGINT or SIGTERM.
     """
 

@@ -24,6 +24,24 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.admin.token, "secret")
     }
 
+    /// `database.url` wins over `database.path`; a `postgresql://` URI in `path` (what `--database`
+    /// sets) selects PostgreSQL too; replicas must share a configured admin token.
+    func testDatabaseURLAndPathSelectTheStore() throws {
+        XCTAssertNil(try ConfigurationLoader.load(environment: [:]).database.postgresURL, "SQLite by default")
+        let uri = "postgresql://dsch:secret@db.example:5432/dsch"
+        let fromEnvironment = try ConfigurationLoader.load(environment: ["DSCH_DATABASE_URL": uri, "DSCH_ADMIN_TOKEN": "t"],
+                                                           overrides: [(key: "database.path", value: "ignored.sqlite")])
+        XCTAssertEqual(fromEnvironment.database.postgresURL, uri)
+        let fromFlag = try ConfigurationLoader.load(environment: ["DSCH_ADMIN_TOKEN": "t"], overrides: [(key: "database.path", value: uri)])
+        XCTAssertEqual(fromFlag.database.postgresURL, uri)
+        XCTAssertThrowsError(try ConfigurationLoader.load(environment: ["DSCH_DATABASE_URL": uri])) { error in
+            XCTAssertTrue("\(error)".contains("admin.token"), "\(error)")
+        }
+        XCTAssertThrowsError(try ConfigurationLoader.load(environment: ["DSCH_DATABASE_URL": "data/x.sqlite", "DSCH_ADMIN_TOKEN": "t"])) { error in
+            XCTAssertTrue("\(error)".contains("database.url must be a postgresql:// URI"), "\(error)")
+        }
+    }
+
     func testUnknownKeysAreNamed() throws {
         let file = try temporaryFile("{\"server\":{\"prot\":9000}}")
         XCTAssertThrowsError(try ConfigurationLoader.load(file: file, environment: [:])) { error in
