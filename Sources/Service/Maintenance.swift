@@ -10,11 +10,18 @@ public enum Maintenance {
     }
 
     /// Opens a database that must already exist: a mistyped path is an error, not a new empty file.
-    static func openExisting(_ path: String) throws -> Store {
+    /// A PostgreSQL URI opens the shared database of the replicas.
+    static func openExisting(_ path: String) throws -> ServiceStore {
+        if Configuration.Database.isPostgresURI(path) { return try PostgresStore(url: path) }
+        return try Store(path: try existingFile(path))
+    }
+
+    /// `path` when a file is there: a mistyped path must not become a new, empty database.
+    private static func existingFile(_ path: String) throws -> String {
         guard FileManager.default.fileExists(atPath: path) else {
             throw Failure(description: "no database at \(path); pass --database FILE (the file dsch serve uses)")
         }
-        return try Store(path: path)
+        return path
     }
 
     /// Writes a consistent copy of the database at `databasePath` to the new file `output` (`VACUUM
@@ -25,7 +32,10 @@ public enum Maintenance {
         guard !FileManager.default.fileExists(atPath: output) else {
             throw Failure(description: "\(output) exists; a backup writes only a new file, so choose another name or remove it")
         }
-        let store = try openExisting(databasePath)
+        guard !Configuration.Database.isPostgresURI(databasePath) else {
+            throw Failure(description: "dsch backup copies SQLite files; back up a PostgreSQL database with pg_dump or its replication")
+        }
+        let store = try Store(path: try existingFile(databasePath))
         defer { store.close() }
         try store.backup(to: output)
         let attributes = try FileManager.default.attributesOfItem(atPath: output)
