@@ -204,4 +204,36 @@ final class MultiIndexTests: XCTestCase {
         index.strategy = .flatScan
         XCTAssertEqual(try index.searchDetailed(codes[5], k: 10).method, .flatScan)
     }
+
+    /// On random codes every multi-index attempt falls back; `.automatic` stops attempting (scanning flat,
+    /// with identical results) and tries again now and then, resuming once attempts succeed.
+    func testAutomaticStrategyStopsAttemptsThatKeepFallingBack() throws {
+        var generator = SeededGenerator(state: 59)
+        let index = try HammingIndex(bits: 64)
+        var entries: [Int64: [UInt64]] = [:]
+        for id in 0..<Int64(HammingIndex.multiIndexMinimumCount) {
+            let code = randomCode(bits: 64, using: &generator)
+            entries[id] = code
+            try index.add(id: id, code: code)
+        }
+        XCTAssertFalse(index.multiIndexTrials.isScanningFlat)
+        for _ in 0..<MultiIndexTrials.giveUpScore {
+            let query = randomCode(bits: 64, using: &generator)
+            let outcome = try index.searchDetailed(query, k: 10)
+            XCTAssertEqual(outcome.method, .flatScan, "random codes exceed the work limit")
+            XCTAssertEqual(outcome.neighbors, bruteForce(entries, query: query, k: 10, maxDistance: nil, excluding: nil))
+        }
+        XCTAssertTrue(index.multiIndexTrials.isScanningFlat, "attempts stop after repeated fallbacks")
+        let query = randomCode(bits: 64, using: &generator)
+        XCTAssertEqual(try index.searchDetailed(query, k: 10).neighbors, bruteForce(entries, query: query, k: 10, maxDistance: nil, excluding: nil))
+
+        // Successes bring the attempts back.
+        let trials = MultiIndexTrials()
+        for _ in 0..<MultiIndexTrials.giveUpScore { trials.record(fellBack: true) }
+        XCTAssertTrue(trials.isScanningFlat)
+        XCTAssertEqual((0..<MultiIndexTrials.retryEvery).filter { _ in trials.shouldTry() }.count, 1, "one retry per interval")
+        trials.record(fellBack: false)
+        XCTAssertFalse(trials.isScanningFlat)
+        XCTAssertTrue(trials.shouldTry())
+    }
 }
