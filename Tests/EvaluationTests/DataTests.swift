@@ -20,15 +20,7 @@ final class DataTests: XCTestCase {
     }
 
     private func write(_ bytes: [UInt8], name: String, gzip: Bool) throws -> String {
-        let path = directory.appendingPathComponent(name).path
-        if gzip {
-            let file = try XCTUnwrap(gzopen(path, "wb"))
-            XCTAssertEqual(bytes.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) }, Int32(bytes.count))
-            gzclose(file)
-        } else {
-            XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
-        }
-        return path
+        try writeTestFile(bytes, to: directory.appendingPathComponent(name).path, gzip: gzip)
     }
 
     func testReadsPlainAndGzipImagesAndLabels() throws {
@@ -122,4 +114,16 @@ final class DataTests: XCTestCase {
             XCTAssertEqual(split.thumbnail(index), try ImageDecoder.thumbnail(upload, width: 32, height: 32).pixels)
         }
     }
+}
+
+/// Writes `bytes` to `path`, gzip-compressed when asked (the IDX reader reads both), and returns the path.
+func writeTestFile(_ bytes: [UInt8], to path: String, gzip: Bool) throws -> String {
+    if gzip {
+        let file = try XCTUnwrap(gzopen(path, "wb"))
+        XCTAssertEqual(bytes.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) }, Int32(bytes.count))
+        gzclose(file)
+    } else {
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+    }
+    return path
 }

@@ -1,4 +1,3 @@
-import CZlib
 import XCTest
 @testable import Evaluation
 
@@ -8,14 +7,7 @@ final class IDXFuzzRegressionTests: XCTestCase {
     private func writeTemporary(_ bytes: [UInt8], gzip: Bool) throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-\(UUID().uuidString).idx").path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        if gzip {
-            let file = try XCTUnwrap(gzopen(path, "wb"))
-            XCTAssertEqual(bytes.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) }, Int32(bytes.count))
-            gzclose(file)
-        } else {
-            XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
-        }
-        return path
+        return try writeTestFile(bytes, to: path, gzip: gzip)
     }
 
     /// idx: three dimensions whose product overflows an Int trapped in the size computation.
