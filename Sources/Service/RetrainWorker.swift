@@ -243,8 +243,8 @@ public final class RetrainWorker: @unchecked Sendable {
                                               ("seconds", String(format: "%.1f", Date().timeIntervalSince(started)))])
         } catch {
             service.setBuilding(nil)
+            // Deleting the model removes its codes in the same transaction.
             if let version = newVersion, (try? store.activeModelVersion()) != version {
-                _ = try? store.deleteCodes(modelVersion: version)
                 _ = try? store.deleteModel(version: version)
             }
             try? store.updateJob(id: jobID, status: .failed, progress: nil, message: "\(error)", modelVersion: nil)

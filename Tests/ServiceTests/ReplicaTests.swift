@@ -10,19 +10,15 @@ import Storage
 /// Skipped, saying why, when PostgreSQL is not installed.
 final class ReplicaTests: XCTestCase {
     static let token = "replica-test-token-0123456789"
-    nonisolated(unsafe) private static var server: TemporaryPostgres?
+    private static let server = SharedTemporaryPostgres()
 
     override class func tearDown() {
-        server?.destroy()
-        server = nil
+        server.destroy()
         super.tearDown()
     }
 
-    private func postgres() throws -> TemporaryPostgres {
-        if let server = Self.server { return server }
-        Self.server = try TemporaryPostgres.start()
-        return Self.server!
-    }
+    /// The class's server, started on first use.
+    private func postgres() throws -> TemporaryPostgres { try Self.server.get() }
 
     /// A replica on `url`; stopped when the test ends.
     private func replica(_ url: String, trainers: ((Configuration) -> [ModelTrainer])? = nil) throws -> RunningServer {

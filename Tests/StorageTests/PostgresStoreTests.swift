@@ -6,27 +6,15 @@ import TestSupport
 /// claims across stores, leases, stale uploads and outages. One server for the class, a fresh
 /// database for each test; skipped, saying why, when PostgreSQL is not installed.
 final class PostgresConformanceTests: XCTestCase {
-    nonisolated(unsafe) private static var server: TemporaryPostgres?
-    nonisolated(unsafe) private static var startFailure: Error?
+    private static let server = SharedTemporaryPostgres()
 
     override class func tearDown() {
-        server?.destroy()
-        server = nil
+        server.destroy()
         super.tearDown()
     }
 
     /// The class's server, started on first use.
-    private func postgres() throws -> TemporaryPostgres {
-        if let server = Self.server { return server }
-        if let failure = Self.startFailure { throw failure }
-        do {
-            Self.server = try TemporaryPostgres.start()
-        } catch {
-            Self.startFailure = error
-            throw error
-        }
-        return Self.server!
-    }
+    private func postgres() throws -> TemporaryPostgres { try Self.server.get() }
 
     private func makeStore(url: String? = nil, leaseSeconds: Double = 60) throws -> PostgresStore {
         let store = try PostgresStore(url: try url ?? postgres().createDatabase(), jobLeaseSeconds: leaseSeconds)

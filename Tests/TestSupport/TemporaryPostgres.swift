@@ -136,3 +136,37 @@ public final class TemporaryPostgres: @unchecked Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }
+
+/// One throwaway server shared by a test class: started on first use, and a start-up failure (such as
+/// PostgreSQL not being installed) remembered and thrown again rather than retried by every test.
+public final class SharedTemporaryPostgres: @unchecked Sendable {
+    private let lock = NSLock()
+    private var server: TemporaryPostgres?
+    private var startFailure: Error?
+
+    public init() {}
+
+    /// The server, started on the first call.
+    public func get() throws -> TemporaryPostgres {
+        lock.lock()
+        defer { lock.unlock() }
+        if let server { return server }
+        if let startFailure { throw startFailure }
+        do {
+            let started = try TemporaryPostgres.start()
+            server = started
+            return started
+        } catch {
+            startFailure = error
+            throw error
+        }
+    }
+
+    /// Stops and removes the server, if one was started.
+    public func destroy() {
+        lock.lock()
+        defer { lock.unlock() }
+        server?.destroy()
+        server = nil
+    }
+}
