@@ -69,6 +69,26 @@ public struct EvaluationProtocol: Sendable {
         trainingIndices = Array(0..<min(trainingCount, trainCount))
     }
 
+    /// A split with its index lists given.
+    init(images: IDXImages, labels: [UInt8], trainCount: Int, queryIndices: [Int], databaseIndices: [Int], trainingIndices: [Int]) {
+        self.images = images
+        self.labels = labels
+        self.trainCount = trainCount
+        self.queryIndices = queryIndices
+        self.databaseIndices = databaseIndices
+        self.trainingIndices = trainingIndices
+    }
+
+    /// A small collection cut from this one, for checking that training adapts to collections of a
+    /// few thousand images: the first `size` train-split images are both the training set and the
+    /// collection searched; every tenth of them is a query, the others the database.
+    public func smallCollection(size: Int) -> EvaluationProtocol {
+        let members = Array(0..<min(size, trainCount))
+        return EvaluationProtocol(
+            images: images, labels: labels, trainCount: trainCount, queryIndices: members.filter { $0 % 10 == 0 },
+            databaseIndices: members.filter { $0 % 10 != 0 }, trainingIndices: members)
+    }
+
     /// Reads the four IDX files (`train-images-idx3-ubyte.gz` and so on) from `directory` and builds the split.
     public static func load(
         directory: String = fashionMNISTDirectory,

@@ -301,6 +301,8 @@ enum APIDocument {
             "status": .object(["enum": .array(["queued", "running", "succeeded", "failed"].map { .string($0) })]),
             "message": string, "model_version": integer, "created_at": string, "started_at": string, "finished_at": string,
             "settings": .object(["type": .string("object")]),
+            "result": .object(["type": .string("object"),
+                               "description": .string("a retrain's quality gate: every candidate's score, the one chosen and why")]),
         ], required: ["id", "kind", "status", "progress", "created_at"]),
         "JobList": object(["jobs": array(reference("Job"))], required: ["jobs"]),
         "Model": object(modelProperties, required: ["version", "kind", "bits", "status", "created_at"]),

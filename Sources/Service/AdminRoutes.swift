@@ -131,6 +131,7 @@ func jobJSON(_ job: JobRecord) -> JSONValue {
     if let started = job.startedAt { fields["started_at"] = .string(started) }
     if let finished = job.finishedAt { fields["finished_at"] = .string(finished) }
     if let config = job.configJSON, JSONValue.isValid(config) { fields["settings"] = .raw(config) }
+    if let result = job.resultJSON, JSONValue.isValid(result) { fields["result"] = .raw(result) }
     return .object(fields)
 }
 

@@ -88,6 +88,9 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var keepVersions = 3
         /// Training uses an even sample of at most this many images.
         public var maxTrainingImages = 20_000
+        /// Images held out of training to score candidate models on before one is activated (about a
+        /// tenth of the collection, at most this many; 0 turns the quality gate off).
+        public var qualityGateImages = 500
         /// Seconds between checks for an automatic retrain (and, with replicas, for abandoned jobs).
         public var checkSeconds = 30.0
         /// With replicas: seconds a running job stays claimed without a heartbeat; a replica killed
@@ -317,6 +320,7 @@ extension Configuration {
         try require(retrain.minImages >= 1 && retrain.afterNewImages >= 1, "retrain.minImages and retrain.afterNewImages must be at least 1")
         try require(retrain.keepVersions >= 1, "retrain.keepVersions must be at least 1")
         try require(retrain.maxTrainingImages >= 1, "retrain.maxTrainingImages must be at least 1")
+        try require(retrain.qualityGateImages >= 0, "retrain.qualityGateImages must not be negative (0 turns the gate off)")
         try require(retrain.checkSeconds > 0, "retrain.checkSeconds must be positive")
         try require(images.maxSide >= 1 && images.maxPixels >= 1 && images.maxDecoderMemoryBytes >= 1 << 20,
                     "images.maxSide and images.maxPixels must be positive and images.maxDecoderMemoryBytes at least 1048576")

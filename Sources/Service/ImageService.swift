@@ -174,7 +174,7 @@ public final class ImageService: @unchecked Sendable {
         }
     }
 
-    private var decodeLimits: DecodeLimits {
+    var decodeLimits: DecodeLimits {
         DecodeLimits(maxBytes: configuration.images.maxBytes, maxPixels: configuration.images.maxPixels,
                      maxSide: configuration.images.maxSide, maxDecoderMemoryBytes: configuration.images.maxDecoderMemoryBytes)
     }

@@ -146,7 +146,7 @@ public final class RetrainWorker: @unchecked Sendable {
         runningJobID = jobID
         leaseLost = false
         logger.info("retrain queued", [("job", "\(jobID)"), ("kind", request.kind.rawValue), ("reason", reason)])
-        queue.async { self.run(jobID: jobID, trainer: trainer, settings: request.settings) }
+        queue.async { self.run(jobID: jobID, trainer: trainer, request: request) }
         return (jobID, true)
     }
 
@@ -197,7 +197,7 @@ public final class RetrainWorker: @unchecked Sendable {
         return timer
     }
 
-    private func run(jobID: Int64, trainer: ModelTrainer, settings: TrainingSettings) {
+    private func run(jobID: Int64, trainer: ModelTrainer, request: RetrainRequest) {
         let started = Date()
         var newVersion: Int?
         var succeeded = false
@@ -213,13 +213,26 @@ public final class RetrainWorker: @unchecked Sendable {
         do {
             try store.updateJob(id: jobID, status: .running, progress: 0, message: "loading thumbnails", modelVersion: nil)
             let snapshotID = try store.maxImageID()
-            let thumbnails = try loadThumbnails(through: snapshotID)
-            let trained = try trainer.train(thumbnails: thumbnails, settings: settings) { fraction, message in
+            let ids = try store.imageIDs(through: snapshotID)
+            let heldOutIDs = QualitySample.heldOutIDs(from: ids, limit: service.configuration.retrain.qualityGateImages)
+            let heldOut = Set(heldOutIDs)
+            let thumbnails = try loadThumbnails(ids: ids.filter { !heldOut.contains($0) })
+            let trained = try trainer.train(thumbnails: thumbnails, settings: request.settings) { fraction, message in
                 try self.checkCancelled()
                 try? self.store.updateJob(id: jobID, status: nil, progress: RetrainWorker.trainingShare * min(max(fraction, 0), 1), message: message, modelVersion: nil)
             }
             let trainingSeconds = Date().timeIntervalSince(started)
             metrics.increment("dsch_training_seconds_total", by: trainingSeconds)
+
+            let (chosen, decision) = try choose(trained, thumbnails: thumbnails, heldOutIDs: heldOutIDs, request: request, jobID: jobID)
+            try store.recordJobResult(id: jobID, resultJSON: decision.json)
+            logger.info("retrain quality gate", [("job", "\(jobID)"), ("chosen", decision.chosen), ("reason", decision.reason)])
+            guard let trained = chosen else {
+                try store.updateJob(id: jobID, status: .succeeded, progress: 1,
+                                    message: "kept the active model: \(decision.reason)", modelVersion: nil)
+                succeeded = true
+                return
+            }
 
             let version = try store.maxModelVersion() + 1
             newVersion = version
@@ -255,10 +268,41 @@ public final class RetrainWorker: @unchecked Sendable {
     /// Share of a job's progress bar given to training; encoding every image takes the rest.
     static let trainingShare = 0.8
 
-    /// An even sample of at most `retrain.maxTrainingImages` thumbnails up to the snapshot: the ids are
-    /// chosen first, so only the sampled thumbnails are ever read, however large the collection.
-    private func loadThumbnails(through snapshotID: Int64) throws -> [[UInt8]] {
-        var ids = try store.imageIDs(through: snapshotID)
+    /// The quality gate: scores the new model, an ITQ model trained on the same images (seconds of
+    /// work, and a safe fallback when deep training went wrong) and the active model on the held-out
+    /// images, and returns the trained encoder to activate, or nil to keep the active one.
+    private func choose(_ trained: TrainedEncoder, thumbnails: [[UInt8]], heldOutIDs: [Int64], request: RetrainRequest,
+                        jobID: Int64) throws -> (TrainedEncoder?, GateDecision) {
+        var candidates = [GateCandidate(name: "new \(trained.encoder.kind)", encoder: trained.encoder, trained: trained)]
+        var scoredImages = 0
+        if !heldOutIDs.isEmpty {
+            try store.updateJob(id: jobID, status: nil, progress: nil,
+                                message: "scoring models on \(heldOutIDs.count) held-out images", modelVersion: nil)
+            let sample = try QualitySample.make(ids: heldOutIDs, store: store, inputSize: service.configuration.images.inputSize,
+                                                limits: service.decodeLimits)
+            if !request.force, trained.encoder.kind != .itq, let itqTrainer = trainers[.itq] {
+                let itq = try itqTrainer.train(thumbnails: thumbnails, settings: request.settings) { _, _ in try self.checkCancelled() }
+                candidates.append(GateCandidate(name: "new itq", encoder: itq.encoder, trained: itq))
+            }
+            // A request for another code length is a choice the gate does not second-guess: codes of
+            // different lengths are not compared, only the new models of the requested length.
+            let active = service.currentModel
+            if active.bits == trained.encoder.bits {
+                candidates.append(GateCandidate(name: "active model \(active.version)", encoder: active.encoder, trained: nil))
+            }
+            if sample.imageIDs.count >= QualitySample.minimumImages {
+                scoredImages = sample.imageIDs.count
+                for index in candidates.indices { candidates[index].score = sample.score(candidates[index].encoder) }
+            }
+        }
+        let (index, decision) = GateDecision.choose(candidates, heldOutImages: scoredImages, force: request.force)
+        return (candidates[index].trained, decision)
+    }
+
+    /// An even sample of at most `retrain.maxTrainingImages` of `ids`: the ids are chosen first, so only
+    /// the sampled thumbnails are ever read, however large the collection.
+    private func loadThumbnails(ids: [Int64]) throws -> [[UInt8]] {
+        var ids = ids
         let cap = service.configuration.retrain.maxTrainingImages
         if ids.count > cap {
             // An even stride keeps the sample spread over the whole collection, old and new.

@@ -32,6 +32,8 @@ public struct RetrainRequest: Sendable {
     public var settings: TrainingSettings
     /// The overrides as sent (canonical JSON), recorded on the job.
     public var overridesJSON: String
+    /// Activate the new model even when the quality gate scores another candidate higher.
+    public var force = false
 
     /// The configured kind and settings with no overrides (automatic retrains).
     public init(configuration: Configuration) {
@@ -40,8 +42,8 @@ public struct RetrainRequest: Sendable {
         overridesJSON = "{}"
     }
 
-    /// A request body (a JSON object, possibly empty): `kind` picks the model kind, every other key
-    /// overrides one of that kind's training settings.
+    /// A request body (a JSON object, possibly empty): `kind` picks the model kind, `force` skips the
+    /// quality gate's choice, every other key overrides one of that kind's training settings.
     public init(body: [UInt8], configuration: Configuration) throws {
         var overrides: [String: Any] = [:]
         if !body.isEmpty {
@@ -52,6 +54,14 @@ public struct RetrainRequest: Sendable {
         }
         let kindValue = overrides.removeValue(forKey: "kind")
         if let kindValue, !(kindValue is String) { throw RetrainError.invalidSettings("'kind' must be a string such as \"dsch\" or \"itq\"") }
+        if overrides.removeValue(forKey: "force") != nil {
+            // JSONSerialization hands booleans back as numbers; the decoder tells true from 1.
+            struct ForceField: Decodable { let force: Bool }
+            guard let field = try? JSONDecoder().decode(ForceField.self, from: Data(body)) else {
+                throw RetrainError.invalidSettings("'force' must be true or false")
+            }
+            force = field.force
+        }
         kind = (kindValue as? String).map(ModelKind.init(rawValue:)) ?? ModelKind(rawValue: configuration.retrain.kind)
         do {
             settings = try EncoderRegistry.settings(for: kind, overrides: overrides, base: configuration.trainingSettings)

@@ -393,12 +393,17 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
 
     // MARK: Jobs
 
-    private static let jobColumns = "id, kind, status, progress, message, config, model_version, created_at, started_at, finished_at"
+    private static let jobColumns = "id, kind, status, progress, message, config, model_version, created_at, started_at, finished_at, result"
 
     private static func jobRecord(_ row: PostgresRow) -> JobRecord {
         JobRecord(id: row.int64(0), kind: row.string(1), status: JobStatus(rawValue: row.string(2)) ?? .failed, progress: row.double(3),
                   message: row.optionalString(4), configJSON: row.optionalString(5), modelVersion: row.optionalInt(6),
-                  createdAt: row.string(7), startedAt: row.optionalString(8), finishedAt: row.optionalString(9))
+                  createdAt: row.string(7), startedAt: row.optionalString(8), finishedAt: row.optionalString(9),
+                  resultJSON: row.optionalString(10))
+    }
+
+    public func recordJobResult(id: Int64, resultJSON: String) throws {
+        try withConnection { _ = try $0.update("UPDATE jobs SET result = $1 WHERE id = $2", [.text(resultJSON), .integer(id)]) }
     }
 
     /// An unowned queued job; `claimJob` is what the worker uses. Fails (unique violation) while

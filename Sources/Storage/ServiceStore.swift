@@ -86,6 +86,8 @@ public protocol ServiceStore: AnyObject, Sendable {
     func job(id: Int64) throws -> JobRecord?
     /// Updates the given fields of a job (nil leaves a field as it is).
     func updateJob(id: Int64, status: JobStatus?, progress: Double?, message: String?, modelVersion: Int?) throws
+    /// Records what a job decided, a JSON object (a retrain's quality-gate scores and its choice).
+    func recordJobResult(id: Int64, resultJSON: String) throws
     /// Fails jobs a stopped process left queued or running and removes their unfinished models, in one
     /// transaction (at start-up; with replicas, only jobs whose lease expired).
     @discardableResult

@@ -87,8 +87,11 @@ public struct JobRecord: Equatable, Sendable {
     public var createdAt: String
     public var startedAt: String?
     public var finishedAt: String?
+    /// What the job decided, as a JSON object (a retrain's quality-gate scores and its choice).
+    public var resultJSON: String?
     public init(id: Int64, kind: String, status: JobStatus, progress: Double, message: String?, configJSON: String?,
-                modelVersion: Int?, createdAt: String, startedAt: String?, finishedAt: String?) {
+                modelVersion: Int?, createdAt: String, startedAt: String?, finishedAt: String?, resultJSON: String? = nil) {
+        self.resultJSON = resultJSON
         self.id = id; self.kind = kind; self.status = status; self.progress = progress; self.message = message
         self.configJSON = configJSON; self.modelVersion = modelVersion; self.createdAt = createdAt
         self.startedAt = startedAt; self.finishedAt = finishedAt
@@ -574,13 +577,18 @@ public final class Store: ServiceStore, @unchecked Sendable {
 
     // MARK: Jobs
 
-    private static let jobColumns = "id, kind, status, progress, message, config, model_version, created_at, started_at, finished_at"
+    private static let jobColumns = "id, kind, status, progress, message, config, model_version, created_at, started_at, finished_at, result"
 
     private static func jobRecord(_ row: Statement) -> JobRecord {
         JobRecord(id: row.int64(0), kind: row.string(1), status: JobStatus(rawValue: row.string(2)) ?? .failed,
                   progress: row.double(3), message: row.optionalString(4), configJSON: row.optionalString(5),
                   modelVersion: row.optionalInt(6), createdAt: row.string(7), startedAt: row.optionalString(8),
-                  finishedAt: row.optionalString(9))
+                  finishedAt: row.optionalString(9), resultJSON: row.optionalString(10))
+    }
+
+    /// Records what a job decided (a JSON object), shown with the job.
+    public func recordJobResult(id: Int64, resultJSON: String) throws {
+        try write { _ = try $0.run("UPDATE jobs SET result = ? WHERE id = ?", [.text(resultJSON), .integer(id)]) }
     }
 
     /// Records a new job in status `queued`; returns its id.

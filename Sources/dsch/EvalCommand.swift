@@ -1,6 +1,8 @@
 import Evaluation
 import Foundation
 import Hashing
+import Imaging
+import Service
 
 let evalUsage = """
     Usage: dsch eval [--bits 16,32,64] [--methods lsh,itq,dsch] [--ablations] [options]
@@ -18,6 +20,10 @@ let evalUsage = """
       --epochs N, --settings FILE, --set KEY=VALUE   DSCH settings, as for `dsch train`
       --threads N             compute threads (default: the core count)
       --no-knn                skip the float kNN reference
+      --gate                  also score every model as the retrain quality gate does (altered copies of
+                              500 database images), to compare the label-free score with mAP
+      --small-collection N    instead of the standard split, train on the first N train images and
+                              search within them (every tenth a query), as a small collection would
     """
 
 /// One method at one code length.
@@ -30,6 +36,8 @@ struct EvaluationRow: Codable {
     var encodingSeconds: Double
     /// (radius, precision, recall) triples.
     var precisionRecall: [[Double]]
+    /// The quality gate's score of the model (with `--gate`).
+    var gate: QualityScore?
 }
 
 /// Everything `dsch eval` measured, as written to eval.json.
@@ -58,8 +66,9 @@ func loadAverage() -> String {
 func runEval(arguments: [String]) throws {
     let (overrides, rest) = try extractSettingOverrides(arguments)
     let (options, positional) = try parseOptions(
-        rest, known: ["bits", "methods", "ablation-bits", "output-dir", "save-models", "data-dir", "epochs", "settings", "threads"],
-        flags: ["help", "ablations", "no-knn"])
+        rest, known: ["bits", "methods", "ablation-bits", "output-dir", "save-models", "data-dir", "epochs", "settings", "threads",
+                      "small-collection"],
+        flags: ["help", "ablations", "no-knn", "gate"])
     if options["help"] != nil { print(evalUsage); return }
     guard positional.isEmpty else { throw UsageError(description: "eval takes no positional arguments\n\n" + evalUsage) }
     func integerList(_ text: String, _ name: String) throws -> [Int] {
@@ -88,8 +97,10 @@ func runEval(arguments: [String]) throws {
         try FileManager.default.createDirectory(atPath: modelDirectory, withIntermediateDirectories: true)
     }
 
-    let split = try EvaluationProtocol.load(directory: options["data-dir"] ?? EvaluationProtocol.fashionMNISTDirectory)
+    var split = try EvaluationProtocol.load(directory: options["data-dir"] ?? EvaluationProtocol.fashionMNISTDirectory)
+    if let size = options["small-collection"] { split = split.smallCollection(size: try positiveInteger(size, "--small-collection")) }
     let inputSize = 32
+    let gateSample = options["gate"] == nil ? nil : try qualityGateSample(split, inputSize: inputSize)
     let trainingThumbnails = split.thumbnails(split.trainingIndices, inputSize: inputSize)
     var report = EvaluationReport(
         cores: ProcessInfo.processInfo.activeProcessorCount, threads: threads, loadAverageAtStart: loadAverage(),
@@ -98,15 +109,18 @@ func runEval(arguments: [String]) throws {
           + "\(split.databaseIndices.count) database images; \(report.cores) cores, \(threads) threads, load \(report.loadAverageAtStart)")
     print("DSCH settings: \(settingsJSON(baseSettings))")
 
-    func record(_ figures: BaselineFigures) throws {
+    func record(_ figures: BaselineFigures, _ encoder: HashEncoder) throws {
+        let gate = gateSample.map { QualityScore.measure(encoder: encoder, originals: $0.originals, alteredCopies: $0.copies) }
         report.rows.append(EvaluationRow(
             method: figures.method, bits: figures.bits, meanAveragePrecisionAt1000: figures.meanAveragePrecisionAt1000,
             precisionAt100: figures.precisionAt100, trainingSeconds: figures.trainingSeconds,
             encodingSeconds: figures.encodingSeconds,
-            precisionRecall: figures.precisionRecall.map { [Double($0.radius), $0.precision, $0.recall] }))
-        print(String(format: "%-18@ %3d bits  mAP@1000 %.4f  P@100 %.4f  train %.1f s  encode %.1f s  (load %@)",
+            precisionRecall: figures.precisionRecall.map { [Double($0.radius), $0.precision, $0.recall] }, gate: gate))
+        print(String(format: "%-18@ %3d bits  mAP@1000 %.4f  P@100 %.4f  train %.1f s  encode %.1f s%@  (load %@)",
                      figures.method as NSString, figures.bits, figures.meanAveragePrecisionAt1000, figures.precisionAt100,
-                     figures.trainingSeconds, figures.encodingSeconds, loadAverage() as NSString))
+                     figures.trainingSeconds, figures.encodingSeconds,
+                     (gate.map { String(format: "  gate %.3f (first %.3f, balance %.3f)", $0.score, $0.firstRankRate, $0.balance) } ?? "") as NSString,
+                     loadAverage() as NSString))
         report.loadAverageAtEnd = loadAverage()
         try write(report, to: outputDirectory)
     }
@@ -129,7 +143,7 @@ func runEval(arguments: [String]) throws {
                 let start = clock.now
                 let training = TrainingSettings(bits: bits, inputSize: inputSize, lshSeed: baseSettings.seed, dsch: baseSettings)
                 let encoder = try EncoderRegistry.entry(ModelKind(rawValue: method)).train(trainingThumbnails, training) { _, _ in }.encoder
-                try record(evaluateEncoder(encoder, on: split, method: method, trainingSeconds: (clock.now - start).inSeconds))
+                try record(evaluateEncoder(encoder, on: split, method: method, trainingSeconds: (clock.now - start).inSeconds), encoder)
             default:
                 let ablation = ablations[method]!
                 if ablation != .full && !ablationBits.contains(bits) { continue }
@@ -144,7 +158,7 @@ func runEval(arguments: [String]) throws {
                     let path = "\(modelDirectory)/\(method)-\(bits).model"
                     _ = FileManager.default.createFile(atPath: path, contents: Data(try encoder.serialized()))
                 }
-                try record(evaluateEncoder(encoder, on: split, method: method, trainingSeconds: trainingSeconds))
+                try record(evaluateEncoder(encoder, on: split, method: method, trainingSeconds: trainingSeconds), encoder)
             }
         }
     }
@@ -152,6 +166,21 @@ func runEval(arguments: [String]) throws {
     try write(report, to: outputDirectory)
     print("\n" + markdown(report))
     print("wrote \(outputDirectory)/eval.json, eval.md and pr-curves.png")
+}
+
+/// What the quality gate would hold out: 500 database images spread evenly (each stored as the PNG an
+/// import makes), with their altered copies.
+func qualityGateSample(_ split: EvaluationProtocol, inputSize: Int) throws -> (originals: [[UInt8]], copies: [[[UInt8]]]) {
+    let count = min(500, split.databaseIndices.count)
+    let indices = (0..<count).map { split.databaseIndices[$0 * split.databaseIndices.count / count] }
+    let side = split.images.columns
+    var originals: [[UInt8]] = [], copies: [[[UInt8]]] = []
+    for index in indices {
+        let png = try ImageEncoder.png(RGBImage(gray: Array(split.images.image(index)), width: side, height: split.images.rows))
+        originals.append(try ImageDecoder.thumbnail(png, width: inputSize, height: inputSize).pixels)
+        copies.append(try QualitySample.alterations(of: png, inputSize: inputSize, limits: DecodeLimits(), seed: UInt64(index)))
+    }
+    return (originals, copies)
 }
 
 /// Writes eval.json, eval.md and (when some method has curves) pr-curves.png.
@@ -188,8 +217,9 @@ func markdown(_ report: EvaluationReport) -> String {
     func cell(_ method: String, _ bits: Int, _ value: (EvaluationRow) -> String) -> String {
         report.rows.first { $0.method == method && $0.bits == bits }.map(value) ?? "–"
     }
+    let hasGate = report.rows.contains { $0.gate != nil }
     let header = ["method"] + bitCounts.map { "mAP@1000 \($0) bits" } + bitCounts.map { "P@100 \($0) bits" }
-        + bitCounts.map { "train s \($0) bits" }
+        + bitCounts.map { "train s \($0) bits" } + (hasGate ? bitCounts.map { "gate \($0) bits" } : [])
     var lines = [
         "# Retrieval evaluation", "",
         report.protocolDescription + ".", "",
@@ -200,6 +230,7 @@ func markdown(_ report: EvaluationReport) -> String {
         let cells = bitCounts.map { bits in cell(method, bits) { String(format: "%.4f", $0.meanAveragePrecisionAt1000) } }
             + bitCounts.map { bits in cell(method, bits) { String(format: "%.4f", $0.precisionAt100) } }
             + bitCounts.map { bits in cell(method, bits) { String(format: "%.1f", $0.trainingSeconds) } }
+            + (hasGate ? bitCounts.map { bits in cell(method, bits) { $0.gate.map { String(format: "%.3f", $0.score) } ?? "–" } } : [])
         lines.append("| " + ([method] + cells).joined(separator: " | ") + " |")
     }
     lines.append("")

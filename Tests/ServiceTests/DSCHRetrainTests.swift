@@ -99,6 +99,8 @@ final class DSCHRetrainTests: XCTestCase {
         wide["warmupEpochs"] = 1
         wide["widths"] = [64, 128, 256]
         wide["hiddenWidth"] = 256
+        // Without it the quality gate may pick the ITQ model it trains beside, which encodes in a blink.
+        wide["force"] = true
         for (settings, phase) in [(long, "training"), (wide, "encoding")] {
             let client = TestClient(port: server.port)
             let started = try admin(client, "POST", "/v1/admin/retrain", body: settings)
