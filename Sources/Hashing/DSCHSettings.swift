@@ -88,6 +88,9 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     public var grayscaleProbability: Double = 0.2
     /// Seed of weights, shuffling, augmentations and clustering: one seed, one result.
     public var seed: UInt64 = 0x5eed
+    /// Whether training adapts the settings that depend on the collection's size to the number of
+    /// training images (see `scaled(toImages:)`); off, they are used as given.
+    public var scaleToCollection: Bool = true
 
     /// The defaults.
     public init() {}
@@ -98,7 +101,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         case minimumLearningRate, weightDecay, temperature, componentTemperature, fineComponents
         case coarseComponents, topPosteriors, mixtureIterations, cooccurrence, fineWeight, coarseWeight
         case quantizationWeight, widths, hiddenWidth, codeBatchNorm, headGrid, mirrorAveragedCodes, cropScaleMinimum, cropScaleMaximum
-        case flipProbability, brightness, contrast, grayscaleProbability, seed
+        case flipProbability, brightness, contrast, grayscaleProbability, seed, scaleToCollection
     }
 
     private struct AnyKey: CodingKey {
@@ -150,6 +153,34 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         contrast = try read(.contrast, contrast)
         grayscaleProbability = try read(.grayscaleProbability, grayscaleProbability)
         seed = try read(.seed, seed)
+        scaleToCollection = try read(.scaleToCollection, scaleToCollection)
+    }
+
+    /// Training images the defaults were measured with (EVALUATION.md's training set).
+    public static let referenceImages = 5_000
+    /// Training images per fine component at the reference size (5,000 images, 200 components).
+    static let imagesPerFineComponent = 25
+    /// Bounds of the factor epochs are scaled by: a tiny collection trains at most four times the
+    /// epochs, a huge one at least 40 % of them.
+    static let epochScaleBounds = 0.4...4.0
+
+    /// These settings adapted to a collection of `count` training images, when `scaleToCollection` is
+    /// on. The defaults were measured on 5,000 images; another size keeps about the same number of
+    /// training steps (epochs, warm-up and learning-rate warm-up scaled by 5,000 / count, bounded to
+    /// 0.4…4) and about 25 images per fine component (never more fine components than set, nor more
+    /// coarse than fine). At 5,000 images nothing changes.
+    public func scaled(toImages count: Int) -> DSCHSettings {
+        guard scaleToCollection, count > 0 else { return self }
+        var result = self
+        let bounds = DSCHSettings.epochScaleBounds
+        let factor = min(max(Double(DSCHSettings.referenceImages) / Double(count), bounds.lowerBound), bounds.upperBound)
+        result.epochs = max(1, Int((Double(epochs) * factor).rounded()))
+        let epochScale = Double(result.epochs) / Double(epochs)
+        result.warmupEpochs = Int((Double(warmupEpochs) * epochScale).rounded())
+        result.learningRateWarmupEpochs = learningRateWarmupEpochs * epochScale
+        result.fineComponents = max(1, min(fineComponents, count / DSCHSettings.imagesPerFineComponent))
+        result.coarseComponents = min(coarseComponents, result.fineComponents)
+        return result
     }
 
     /// Whether training runs E-steps at all (any part that needs the semantic components is on).

@@ -55,6 +55,8 @@ public struct DSCHEpochReport: Sendable {
 /// against the components held fixed. Deterministic for a given seed and thread count.
 public final class DSCHTrainer {
     public let settings: DSCHSettings
+    /// The settings the latest `train` used: `settings` scaled to its number of images.
+    public private(set) var trainedSettings: DSCHSettings
     public let inputSize: Int
     /// The semantic components of the latest E-step, kept for inspection.
     public private(set) var components: SemanticComponents?
@@ -68,14 +70,16 @@ public final class DSCHTrainer {
     /// A trainer of an encoder for `inputSize`×`inputSize` thumbnails with `settings`.
     public init(settings: DSCHSettings, inputSize: Int) {
         self.settings = settings
+        trainedSettings = settings
         self.inputSize = inputSize
     }
 
     /// Trains on thumbnails (RGB bytes inputSize²×3 each). `progress` is called after each epoch (and may
     /// throw to cancel: rethrow its error).
     public func train(thumbnails: [[UInt8]], progress: (DSCHEpochReport) throws -> Void) throws -> DSCHEncoder {
-        let settings = self.settings
-        try settings.validate()
+        try self.settings.validate()
+        let settings = self.settings.scaled(toImages: thumbnails.count)
+        trainedSettings = settings
         let size = inputSize, bits = settings.bits
         for (index, thumbnail) in thumbnails.enumerated() where thumbnail.count != size * size * 3 {
             throw DSCHTrainingError.badThumbnail(index: index, bytes: thumbnail.count, expected: size * size * 3)
@@ -149,15 +153,15 @@ public final class DSCHTrainer {
         let codes = try DSCHEncoder.forward(network, thumbnails: thumbnails, size: inputSize)
         network.mode = .training
         return try SemanticComponents.find(
-            codes: codes, images: thumbnails.count, bits: settings.bits, fineCount: settings.fineComponents,
-            coarseCount: settings.coarseComponents, seed: settings.seed &+ UInt64(epoch),
-            topPosteriors: settings.topPosteriors > 0 ? settings.topPosteriors : nil,
-            maxIterations: settings.mixtureIterations)
+            codes: codes, images: thumbnails.count, bits: trainedSettings.bits, fineCount: trainedSettings.fineComponents,
+            coarseCount: trainedSettings.coarseComponents, seed: trainedSettings.seed &+ UInt64(epoch),
+            topPosteriors: trainedSettings.topPosteriors > 0 ? trainedSettings.topPosteriors : nil,
+            maxIterations: trainedSettings.mixtureIterations)
     }
 
     /// `L = L_ins + λ_fine·L_fine + λ_coarse·L_coarse + λ_q·L_q` and its gradient for one batch's codes.
     private func objective(codes: [Float], indices: [Int], batch: Int, bits: Int) -> (losses: [String: Double], gradient: [Float]) {
-        let settings = self.settings
+        let settings = trainedSettings
         var losses: [String: Double] = [:]
         let finePosteriors = components.map { $0.finePosteriors(of: indices) }
         let instance = DSCHLoss.instance(

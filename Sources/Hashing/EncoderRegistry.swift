@@ -177,10 +177,11 @@ public enum EncoderRegistry {
         kind: .dsch, load: { try DSCHEncoder.load($0) },
         settingKeys: Set(DSCHSettings.CodingKeys.allCases.map(\.stringValue)).union(["bits"]),
         train: { thumbnails, settings, progress in
-            try progress(0, "training DSCH on \(thumbnails.count) images, \(settings.dsch.epochs) epochs")
+            try progress(0, "training DSCH on \(thumbnails.count) images, \(settings.dsch.scaled(toImages: thumbnails.count).epochs) epochs")
             let started = Date()
             var history: [[String: Any]] = []
-            let encoder = try DSCHTrainer(settings: settings.dsch, inputSize: settings.inputSize).train(thumbnails: thumbnails) { report in
+            let trainer = DSCHTrainer(settings: settings.dsch, inputSize: settings.inputSize)
+            let encoder = try trainer.train(thumbnails: thumbnails) { report in
                 history.append(["epoch": report.epoch, "seconds": report.seconds, "losses": report.losses])
                 try progress(Double(report.epoch) / Double(report.epochs), report.summary)
             }
@@ -188,7 +189,8 @@ public enum EncoderRegistry {
                                           "epochs": history]
             let encoded = JSONEncoder()
             encoded.outputFormatting = [.sortedKeys]
-            return TrainedEncoder(encoder: encoder, settingsJSON: String(decoding: try encoded.encode(settings.dsch), as: UTF8.self),
+            // The settings as scaled to the collection, so the model records what it was trained with.
+            return TrainedEncoder(encoder: encoder, settingsJSON: String(decoding: try encoded.encode(trainer.trainedSettings), as: UTF8.self),
                                   metricsJSON: json(metrics))
         })
 }

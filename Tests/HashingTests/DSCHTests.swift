@@ -16,6 +16,8 @@ private func smallSettings(epochs: Int = 2) -> DSCHSettings {
     settings.coarseComponents = 3
     settings.mixtureIterations = 10
     settings.learningRateWarmupEpochs = 0.5
+    // Tests count epochs and components exactly; scaling to their tiny collections is tested alone.
+    settings.scaleToCollection = false
     return settings
 }
 
@@ -26,6 +28,30 @@ private func randomThumbnails(_ count: Int, size: Int = 16, seed: UInt64 = 7) ->
 }
 
 final class DSCHSettingsTests: XCTestCase {
+    func testSettingsScaleWithTheCollection() {
+        let defaults = DSCHSettings()
+        XCTAssertEqual(defaults.scaled(toImages: DSCHSettings.referenceImages), defaults, "the reference size changes nothing")
+
+        let small = defaults.scaled(toImages: 1_000)
+        XCTAssertEqual(small.epochs, defaults.epochs * 4, "a fifth of the images trains at most 4× the epochs")
+        XCTAssertEqual(small.warmupEpochs, defaults.warmupEpochs * 4)
+        XCTAssertEqual(small.learningRateWarmupEpochs, defaults.learningRateWarmupEpochs * 4, accuracy: 1e-9)
+        XCTAssertEqual(small.fineComponents, 40, "about 25 images per fine component")
+        XCTAssertEqual(small.coarseComponents, defaults.coarseComponents)
+
+        let large = defaults.scaled(toImages: 20_000)
+        XCTAssertEqual(large.epochs, Int((Double(defaults.epochs) * 0.4).rounded()), "four times the images trains 40 % of the epochs")
+        XCTAssertEqual(large.fineComponents, defaults.fineComponents, "never more fine components than set")
+
+        let tiny = defaults.scaled(toImages: 60)
+        XCTAssertEqual(tiny.fineComponents, 2)
+        XCTAssertEqual(tiny.coarseComponents, 2, "never more coarse components than fine")
+
+        var fixed = defaults
+        fixed.scaleToCollection = false
+        XCTAssertEqual(fixed.scaled(toImages: 1_000), fixed, "off, the settings are used as given")
+    }
+
     func testMissingKeysKeepDefaultsAndOverridesApply() throws {
         XCTAssertEqual(try DSCHSettings.decode(overrides: [:]), DSCHSettings())
         let settings = try DSCHSettings.decode(overrides: ["bits": 32, "temperature": 0.5, "cooccurrence": false, "widths": [8, 16, 32]])

@@ -10,7 +10,7 @@ final class DSCHRetrainTests: XCTestCase {
     /// A network and mixture small enough for a debug build to train in seconds.
     static let smallDSCH: [String: Any] = [
         "bits": 16, "epochs": 2, "warmupEpochs": 1, "batchSize": 32, "widths": [8, 8, 16], "hiddenWidth": 32,
-        "fineComponents": 8, "coarseComponents": 3, "mixtureIterations": 10,
+        "fineComponents": 8, "coarseComponents": 3, "mixtureIterations": 10, "scaleToCollection": false,
     ]
 
     func admin(_ client: TestClient, _ method: String, _ path: String, body: [String: Any]? = nil) throws -> TestClient.Response {
@@ -63,7 +63,9 @@ final class DSCHRetrainTests: XCTestCase {
         XCTAssertEqual(((search.json["query"] as? [String: Any])?["code"] as? String)?.count, 4, "16-bit codes are 4 hex digits")
         XCTAssertTrue((search.json["results"] as? [[String: Any]] ?? []).contains { $0["distance"] as? Int == 0 })
 
-        let impossible = try admin(client, "POST", "/v1/admin/retrain", body: ["fineComponents": 5000, "epochs": 1, "warmupEpochs": 0])
+        // Scaled to the collection, 5,000 fine components would be cut to what 120 images support.
+        let impossible = try admin(client, "POST", "/v1/admin/retrain",
+                                   body: ["fineComponents": 5000, "epochs": 1, "warmupEpochs": 0, "scaleToCollection": false])
         XCTAssertEqual(impossible.status, 202)
         let impossibleID = try XCTUnwrap(impossible.json["id"] as? Int)
         let ended = try waitUntil(timeout: 120, interval: 0.1) {
