@@ -1,4 +1,9 @@
-"""PyTorch reference for `dsch bench nn`: its benchmark encoder (widths 32/64/128) on the CPU.
+"""PyTorch reference for `dsch bench nn`: the same encoder on the CPU.
+
+`--architecture dsch` (default) is the encoder dsch trains by default: widths 16/32/64, the whole 8x8
+last feature map flattened into the head, a batch normalisation on the code. `--architecture
+global-pool` is the encoder the benchmark was first measured with: widths 32/64/128, global average
+pooling, no code batch normalisation.
 
 Times the same work as the Swift benchmark: a training step over two views of a batch (forward,
 backward of loss = sum(h * g) for a fixed random g, AdamW step), batched inference and single-image
@@ -13,17 +18,32 @@ import torch
 from torch import nn
 
 
-def encoder(bits, widths, hidden, channels):
+def encoder(bits, widths, hidden, channels, size, head_grid, code_batch_norm):
     c1, c2, c3 = widths
+    side = size // 4
+    grid = min(head_grid, side)
 
     def block(i, o):
         return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
 
+    if grid == 1:
+        pooling = [nn.AdaptiveAvgPool2d(1)]
+    elif grid < side:
+        pooling = [nn.MaxPool2d(side // grid)]
+    else:
+        pooling = []
+    code = [nn.BatchNorm1d(bits)] if code_batch_norm else []
     return nn.Sequential(
         *block(channels, c1), *block(c1, c1), nn.MaxPool2d(2),
         *block(c1, c2), *block(c2, c2), nn.MaxPool2d(2),
-        *block(c2, c3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Linear(c3, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, bits), nn.Tanh())
+        *block(c2, c3), *pooling, nn.Flatten(),
+        nn.Linear(c3 * grid * grid, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, bits), *code, nn.Tanh())
+
+
+ARCHITECTURES = {
+    "dsch": dict(widths=(16, 32, 64), hidden=256, head_grid=8, code_batch_norm=True),
+    "global-pool": dict(widths=(32, 64, 128), hidden=256, head_grid=1, code_batch_norm=False),
+}
 
 
 def median_rate(images, runs, work):
@@ -37,6 +57,7 @@ def median_rate(images, runs, work):
 
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="dsch")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=128, help="images per view; a step sees two views")
     parser.add_argument("--bits", type=int, default=64)
@@ -47,7 +68,7 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = encoder(args.bits, (32, 64, 128), 256, 3)
+    model = encoder(args.bits, channels=3, size=args.size, **ARCHITECTURES[args.architecture])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     step_batch = 2 * args.batch
     images = torch.randn(step_batch, 3, args.size, args.size)

@@ -75,22 +75,30 @@ final class Connection: @unchecked Sendable {
         reservedBodyBytes = 0
     }
 
-    /// Runs one complete request through the router on the worker pool; true when the connection stays open.
-    /// The worker is free again before the response is written, so a client that does not read cannot hold it.
+    /// Runs one complete request through the router, on the worker pool or on this thread as the route
+    /// asks; true when the connection stays open. A worker is free again before the response is written,
+    /// so a client that does not read cannot hold it.
     private func serve(_ head: RequestHead, body: [UInt8]) -> Bool {
         let started = machine.requestStartTime ?? Connection.now()
         let requestID = RequestID.make(clientValue: head.headers["X-Request-Id"])
         let request = HTTPRequest(method: head.method, path: head.path, pathSegments: head.pathSegments, query: head.query,
                                   headers: head.headers, body: body, requestID: requestID)
-        let routes = server.routes
-        let outcome = OutcomeBox()
-        let done = DispatchSemaphore(value: 0)
-        pool.submit {
-            outcome.value = routes.route(request)
-            done.signal()
+        let resolved = server.routes.resolve(request)
+        let routed: RoutedResponse
+        switch resolved.execution {
+        case .connectionThread:
+            routed = resolved.run()
+        case .workerPool:
+            let outcome = OutcomeBox()
+            let done = DispatchSemaphore(value: 0)
+            pool.submit {
+                outcome.value = resolved.run()
+                done.signal()
+            }
+            done.wait()
+            guard let value = outcome.value else { return false }
+            routed = value
         }
-        done.wait()
-        guard let routed = outcome.value else { return false }
         let response = routed.response
         if let unexpected = routed.unexpected {
             server.logError(requestID: requestID, kind: "handler_failed", message: String(describing: unexpected))

@@ -28,9 +28,9 @@ public final class Router: @unchecked Sendable {
 
     public init() {}
 
-    /// Registers `handler` for `method` on `pattern`, where `{name}` captures one path segment.
-    /// Adding a route after `freeze()` is a programming error and stops the process.
-    public func add(_ method: String, _ pattern: String, _ handler: @escaping HTTPHandler) {
+    /// Registers `handler` for `method` on `pattern`, where `{name}` captures one path segment, run
+    /// where `execution` says. Adding a route after `freeze()` is a programming error and stops the process.
+    public func add(_ method: String, _ pattern: String, execution: RouteExecution = .workerPool, _ handler: @escaping HTTPHandler) {
         let segments = HTTPRequest.segments(of: pattern).map { part -> RouteSegment in
             if part.hasPrefix("{") && part.hasSuffix("}") && part.count > 2 {
                 return .parameter(String(part.dropFirst().dropLast()))
@@ -40,7 +40,7 @@ public final class Router: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         precondition(frozen == nil, "route \(method) \(pattern) added after the router was frozen")
-        pending.append(Route(method: method.uppercased(), pattern: pattern, segments: segments, handler: handler))
+        pending.append(Route(method: method.uppercased(), pattern: pattern, segments: segments, execution: execution, handler: handler))
     }
 
     /// Ends registration and returns the immutable table requests are resolved against; later calls
@@ -81,6 +81,16 @@ public final class Router: @unchecked Sendable {
     }
 }
 
+/// Where a route's handler runs.
+public enum RouteExecution: Sendable {
+    /// On the server's fixed worker pool, so that at most `workerCount` such handlers run at once: for
+    /// work whose memory or CPU grows with the request, such as decoding an uploaded image.
+    case workerPool
+    /// On the connection's own thread, skipping the hand-off to the pool and back (two thread wake-ups
+    /// per request): for handlers whose work is small and bounded by configuration, not by the client.
+    case connectionThread
+}
+
 /// One segment of a route pattern.
 private enum RouteSegment {
     case literal(String)
@@ -91,6 +101,7 @@ private struct Route {
     var method: String
     var pattern: String
     var segments: [RouteSegment]
+    var execution: RouteExecution
     var handler: HTTPHandler
 }
 
@@ -114,35 +125,22 @@ public final class RouteTable: Sendable {
 
     /// Resolves `request` once and, unless `runHandler` is false, runs the matched handler.
     public func route(_ request: HTTPRequest, runHandler: Bool = true) -> RoutedResponse {
-        switch resolve(request) {
-        case .notFound:
-            return RoutedResponse(response: Router.response(for: RoutingError.notFound(request.path)),
-                                  routeLabel: MetricsLabel.unmatchedRoute)
-        case .methodNotAllowed(let allowed):
-            return RoutedResponse(response: Router.response(for: RoutingError.methodNotAllowed(request.method, allowed: allowed)),
-                                  routeLabel: MetricsLabel.unmatchedRoute)
-        case .matched(let route, let parameters):
-            guard runHandler else { return RoutedResponse(response: HTTPResponse(status: 200), routeLabel: route.pattern) }
-            var routed = request
-            routed.pathParameters = parameters
-            do {
-                return RoutedResponse(response: try route.handler(routed), routeLabel: route.pattern)
-            } catch let error as HTTPResponseError {
-                return RoutedResponse(response: Router.response(for: error), routeLabel: route.pattern)
-            } catch {
-                return RoutedResponse(response: HTTPResponse.error(500, code: "internal_error", message: "the server failed to handle the request"),
-                                      routeLabel: route.pattern, unexpected: error)
-            }
-        }
+        let resolved = resolve(request)
+        return runHandler ? resolved.run() : resolved.label()
     }
 
-    private enum Resolution {
+    /// Resolves `request` without running anything, so the caller can choose where the handler runs.
+    public func resolve(_ request: HTTPRequest) -> ResolvedRoute {
+        ResolvedRoute(request: request, resolution: resolution(of: request))
+    }
+
+    fileprivate enum Resolution {
         case matched(Route, [String: String])
         case methodNotAllowed([String])
         case notFound
     }
 
-    private func resolve(_ request: HTTPRequest) -> Resolution {
+    private func resolution(of request: HTTPRequest) -> Resolution {
         let parts = request.pathSegments
         var best: (route: Route, parameters: [String: String])?
         var allowed: [String] = []
@@ -187,5 +185,46 @@ public final class RouteTable: Sendable {
             }
         }
         return parameters
+    }
+}
+
+/// A request matched against the route table, its handler not yet run: the server asks where it runs.
+public struct ResolvedRoute: Sendable {
+    fileprivate let request: HTTPRequest
+    fileprivate let resolution: RouteTable.Resolution
+
+    /// Where the handler runs; answers to unknown paths and methods are built on the connection's thread.
+    public var execution: RouteExecution {
+        if case .matched(let route, _) = resolution { return route.execution }
+        return .connectionThread
+    }
+
+    /// Runs the matched handler; errors become JSON error responses.
+    public func run() -> RoutedResponse {
+        switch resolution {
+        case .notFound:
+            return RoutedResponse(response: Router.response(for: RoutingError.notFound(request.path)),
+                                  routeLabel: MetricsLabel.unmatchedRoute)
+        case .methodNotAllowed(let allowed):
+            return RoutedResponse(response: Router.response(for: RoutingError.methodNotAllowed(request.method, allowed: allowed)),
+                                  routeLabel: MetricsLabel.unmatchedRoute)
+        case .matched(let route, let parameters):
+            var routed = request
+            routed.pathParameters = parameters
+            do {
+                return RoutedResponse(response: try route.handler(routed), routeLabel: route.pattern)
+            } catch let error as HTTPResponseError {
+                return RoutedResponse(response: Router.response(for: error), routeLabel: route.pattern)
+            } catch {
+                return RoutedResponse(response: HTTPResponse.error(500, code: "internal_error", message: "the server failed to handle the request"),
+                                      routeLabel: route.pattern, unexpected: error)
+            }
+        }
+    }
+
+    /// The metrics label alone, without running the handler.
+    func label() -> RoutedResponse {
+        if case .matched(let route, _) = resolution { return RoutedResponse(response: HTTPResponse(status: 200), routeLabel: route.pattern) }
+        return run()
     }
 }

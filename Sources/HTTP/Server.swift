@@ -1,11 +1,13 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// The socket server: one accept thread, one thread per connection for its I/O, handlers on a worker pool.
+/// The socket server: one accept thread, one thread per connection for its I/O and its light handlers,
+/// the heavy handlers on a worker pool (see `RouteExecution`).
 public final class HTTPServer: @unchecked Sendable {
     private enum Phase { case created, running, stopping, stopped }
 
@@ -19,6 +21,9 @@ public final class HTTPServer: @unchecked Sendable {
 
     private let lock = NSCondition()
     private var phase = Phase.created
+    /// Mirrors `phase != .running` for the per-request checks, which must not take `lock`: every
+    /// connection asks on every request, and contending for one lock costs more than the request.
+    private let stopping = Atomic<Bool>(true)
     private var listenDescriptor: Int32 = -1
     private var boundPort = 0
     /// Open connections by descriptor, so shutdown can close what outlives its deadline.
@@ -52,6 +57,7 @@ public final class HTTPServer: @unchecked Sendable {
         boundPort = Socket.localPort(descriptor)
         pool = WorkerPool(count: configuration.workerCount, name: "http-worker")
         phase = .running
+        stopping.store(false, ordering: .releasing)
         let thread = Thread { [self] in
             acceptLoop()
             acceptFinished.signal()
@@ -86,6 +92,7 @@ public final class HTTPServer: @unchecked Sendable {
             return
         }
         phase = .stopping
+        stopping.store(true, ordering: .releasing)
         lock.unlock()
         acceptFinished.wait()
 
@@ -106,11 +113,7 @@ public final class HTTPServer: @unchecked Sendable {
         log("http server stopped" + (stragglers.isEmpty ? "" : "; \(stragglers.count) connection(s) closed at the shutdown deadline"))
     }
 
-    var isStopping: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return phase != .running
-    }
+    var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
     private func acceptLoop() {
         while !isStopping {
@@ -158,7 +161,8 @@ public final class HTTPServer: @unchecked Sendable {
                 close(descriptor)
             }
             thread.name = "http-connection"
-            thread.stackSize = 256 << 10
+            // Room for the handlers that run on the connection's thread (SQLite, JSON), not only its I/O.
+            thread.stackSize = 1 << 20
             thread.start()
         }
         close(listenDescriptor)

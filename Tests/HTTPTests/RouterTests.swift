@@ -127,6 +127,22 @@ final class RouterTests: XCTestCase {
         XCTAssertTrue(failed.unexpected is DatabaseFailure)
     }
 
+    func testResolvedRoutesSayWhereTheirHandlerRuns() {
+        let router = Router()
+        router.add("GET", "/pool") { _ in HTTPResponse(status: 200) }
+        router.add("GET", "/inline", execution: .connectionThread) { _ in HTTPResponse(status: 201) }
+        let table = router.freeze()
+        let pooled = table.resolve(HTTPRequest(method: "GET", path: "/pool"))
+        XCTAssertEqual(pooled.execution, .workerPool, "the pool is the default")
+        let inline = table.resolve(HTTPRequest(method: "GET", path: "/inline"))
+        XCTAssertEqual(inline.execution, .connectionThread)
+        XCTAssertEqual(inline.run().response.status, 201)
+        let unknown = table.resolve(HTTPRequest(method: "GET", path: "/missing"))
+        XCTAssertEqual(unknown.execution, .connectionThread, "a 404 needs no worker")
+        XCTAssertEqual(unknown.run().response.status, 404)
+        XCTAssertEqual(table.resolve(HTTPRequest(method: "POST", path: "/inline")).run().response.status, 405)
+    }
+
     func testMethodLabelsAreFoldedIntoAFixedSet() {
         for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
             XCTAssertEqual(MetricsLabel.method(method), method)

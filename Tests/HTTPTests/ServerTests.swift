@@ -88,6 +88,7 @@ final class ServerTests: XCTestCase {
         }
         router.add("POST", "/echo") { request in HTTPResponse(status: 200, body: request.body) }
         router.add("PUT", "/echo") { request in HTTPResponse(status: 200, body: request.body) }
+        router.add("GET", "/light", execution: .connectionThread) { _ in HTTPResponse(status: 200, body: Array("light".utf8)) }
         router.add("GET", "/items/{id}") { request in HTTPResponse(status: 200, body: Array((request.pathParameters["id"] ?? "").utf8)) }
         router.add("GET", "/slow") { _ in
             recorder.enter()
@@ -440,6 +441,24 @@ final class ServerTests: XCTestCase {
         }
         XCTAssertEqual(group.wait(timeout: .now() + 10), .success)
         XCTAssertEqual(recorder.peakConcurrency, 2)
+    }
+
+    func testLightRoutesAnswerWhileEveryWorkerIsBusy() throws {
+        let port = try startServer { $0.workerCount = 1 }
+        let slowDone = DispatchSemaphore(value: 0)
+        Thread {
+            let response = try? TestConnection(port: port).sendAndRead("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+            XCTAssertEqual(response?.status, 200)
+            slowDone.signal()
+        }.start()
+        eventually { recorder.peakConcurrency == 1 }
+        // The only worker sleeps in /slow; a light route runs on its connection's thread meanwhile.
+        let started = Date()
+        let light = try XCTUnwrap(TestConnection(port: port).sendAndRead("GET /light HTTP/1.1\r\nHost: t\r\n\r\n"))
+        XCTAssertEqual(light.status, 200)
+        XCTAssertEqual(String(decoding: light.body, as: UTF8.self), "light")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 0.3, "the light route did not wait for the busy worker")
+        XCTAssertEqual(slowDone.wait(timeout: .now() + 5), .success)
     }
 
     func testClientVanishingMidResponseDoesNotKillTheServer() throws {

@@ -1,18 +1,28 @@
 import Foundation
 import NeuralNet
 
-/// The architecture `dsch bench nn` times, the one `bench/pytorch_nn.py` builds: widths 32/64/128,
-/// hidden 256, global average pooling, no code batch norm. It is the encoder the benchmark was first
-/// measured with, kept fixed so that its figures stay comparable; trained models use the defaults of
-/// `EncoderConfiguration`.
-func benchmarkEncoderConfiguration(bits: Int) -> EncoderConfiguration {
-    EncoderConfiguration(bits: bits, widths: [32, 64, 128], hiddenWidth: 256, codeBatchNorm: false, headGrid: 1)
+/// The encoders `dsch bench nn` can time; `bench/pytorch_nn.py` builds the same ones.
+enum BenchmarkArchitecture: String, CaseIterable {
+    /// The encoder `dsch eval` and the service train by default (`EncoderConfiguration()`): widths
+    /// 16/32/64, the whole 8×8 last map in the head, a batch normalisation on the code.
+    case dsch
+    /// The encoder the benchmark was first measured with: widths 32/64/128, hidden 256, global average
+    /// pooling, no code batch normalisation; kept so that older figures stay comparable.
+    case globalPool = "global-pool"
+
+    /// The configuration of this architecture at `bits`.
+    func configuration(bits: Int) -> EncoderConfiguration {
+        switch self {
+        case .dsch: EncoderConfiguration(bits: bits)
+        case .globalPool: EncoderConfiguration(bits: bits, widths: [32, 64, 128], hiddenWidth: 256, codeBatchNorm: false, headGrid: 1)
+        }
+    }
 }
 
-/// `dsch bench nn`: throughput of the benchmark encoder (training step, batched and single-image
-/// inference) beside PyTorch running the same architecture, batch and thread count in the same run.
+/// `dsch bench nn`: throughput of an encoder (training step, batched and single-image inference)
+/// beside PyTorch running the same architecture, batch and thread count in the same run.
 ///
-/// Options: `--runs N` (timed repetitions, median reported; default 5), `--threads N` (default 2),
+/// Options: `--architecture dsch|global-pool` (default dsch, the trained default), `--runs N` (timed repetitions, median reported; default 5), `--threads N` (default 2),
 /// `--batch N` (images per view; a step sees two views; default 128), `--bits N` (default 64),
 /// `--single N` (images per single-image run; default 100), `--pytorch-script PATH`
 /// (default `bench/pytorch_nn.py`), `--no-pytorch`.
@@ -42,10 +52,16 @@ func runNeuralNetBenchmark(arguments: [String]) throws {
     let runs = try integer("--runs", 5), threads = try integer("--threads", 2)
     let batch = try integer("--batch", 128), bits = try integer("--bits", 64), single = try integer("--single", 100)
     let script = options["--pytorch-script"] ?? "bench/pytorch_nn.py"
+    let architectureName = options["--architecture"] ?? BenchmarkArchitecture.dsch.rawValue
+    guard let architecture = BenchmarkArchitecture(rawValue: architectureName) else {
+        let known = BenchmarkArchitecture.allCases.map(\.rawValue).joined(separator: ", ")
+        throw BenchmarkUsageError(message: "--architecture must be one of \(known), got \(architectureName)")
+    }
+    let configuration = architecture.configuration(bits: bits)
 
     ComputeThreads.set(threads)
     let stepBatch = 2 * batch
-    let encoder = try Sequential.dschEncoder(benchmarkEncoderConfiguration(bits: bits), seed: 0)
+    let encoder = try Sequential.dschEncoder(configuration, seed: 0)
     var generator = SplitMix64(seed: 1)
     let images = try Tensor(shape: [stepBatch, 3, 32, 32], storage: (0..<stepBatch * 3 * 32 * 32).map { _ in Float(generator.nextGaussian()) })
     let gradient = try Tensor(shape: [stepBatch, bits], storage: (0..<stepBatch * bits).map { _ in Float(generator.nextGaussian()) })
@@ -58,7 +74,9 @@ func runNeuralNetBenchmark(arguments: [String]) throws {
         optimizer.step()
     }
 
-    print("dsch bench nn: benchmark encoder (widths 32/64/128, \(bits) bits, 3×32×32), \(threads) threads, median of \(runs) runs")
+    let widths = configuration.widths.map(String.init).joined(separator: "/")
+    print("dsch bench nn: \(architecture.rawValue) encoder (widths \(widths), head grid \(configuration.headGrid), "
+        + "code batch norm \(configuration.codeBatchNorm ? "on" : "off"), \(bits) bits, 3×32×32), \(threads) threads, median of \(runs) runs")
     encoder.mode = .training
     for _ in 0..<2 { try trainStep() }
     let train = try medianRate(images: stepBatch, runs: runs, trainStep)
@@ -79,7 +97,7 @@ func runNeuralNetBenchmark(arguments: [String]) throws {
         print("PyTorch comparison skipped: `python3 -c \"import torch\"` fails")
     } else {
         reference = try runPyTorch(script: script, arguments: [
-            "--threads", "\(threads)", "--batch", "\(batch)", "--bits", "\(bits)", "--runs", "\(runs)", "--single", "\(single)",
+            "--architecture", architecture.rawValue, "--threads", "\(threads)", "--batch", "\(batch)", "--bits", "\(bits)", "--runs", "\(runs)", "--single", "\(single)",
         ])
         if let version = reference?["torch"] { print("PyTorch \(version), torch.set_num_threads(\(threads))") }
     }
