@@ -309,8 +309,14 @@ enum APIDocument {
         "ModelList": object(["active_version": integer, "models": array(reference("Model"))], required: ["active_version", "models"]),
         "RetrainRequest": .object([
             "type": .string("object"),
-            "description": .string("any setting of the dsch section of the configuration, and kind (dsch or itq)"),
-            "properties": .object(["kind": .object(["enum": .array([.string("dsch"), .string("itq")])]), "epochs": integer, "seed": integer]),
+            "description": .string("any setting of the dsch section of the configuration, kind (dsch or itq), and force"),
+            "properties": .object([
+                "kind": .object(["enum": .array([.string("dsch"), .string("itq")])]), "epochs": integer, "seed": integer,
+                "scaleToCollection": .object(["type": .string("boolean"),
+                                              "description": .string("adapt epochs and component counts to the collection's size (default true)")]),
+                "force": .object(["type": .string("boolean"),
+                                  "description": .string("activate the new model even when the quality gate prefers another")]),
+            ]),
             "additionalProperties": .bool(true),
         ]),
     ]
