@@ -257,11 +257,12 @@ public final class Store: ServiceStore, @unchecked Sendable {
                 return InsertResult(id: existing, created: false)
             }
             try database.run("""
-                INSERT INTO images (sha256, content_type, width, height, byte_size, original, thumbnail, metadata)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO images (sha256, content_type, width, height, byte_size, thumbnail, metadata)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, [.text(image.sha256), .text(image.contentType), .int(image.width), .int(image.height),
-                      .int(image.original.count), .blob(image.original), .blob(image.thumbnail), .optionalText(image.metadataJSON)])
+                      .int(image.original.count), .blob(image.thumbnail), .optionalText(image.metadataJSON)])
             let id = database.lastInsertRowID
+            try database.run("INSERT INTO image_originals (image_id, original) VALUES (?, ?)", [.integer(id), .blob(image.original)])
             try database.run("INSERT INTO codes (image_id, model_version, code) VALUES (?, ?, ?)",
                              [.integer(id), .int(modelVersion), .blob(code)])
             return InsertResult(id: id, created: true)
@@ -327,7 +328,12 @@ public final class Store: ServiceStore, @unchecked Sendable {
 
     /// Content type and original bytes.
     public func imageContent(id: Int64) throws -> (contentType: String, bytes: [UInt8])? {
-        try read { try $0.queryFirst("SELECT content_type, original FROM images WHERE id = ?", [.integer(id)]) { ($0.string(0), $0.blob(1)) } }
+        try read {
+            try $0.queryFirst("""
+                SELECT images.content_type, image_originals.original FROM images
+                JOIN image_originals ON image_originals.image_id = images.id WHERE images.id = ?
+                """, [.integer(id)]) { ($0.string(0), $0.blob(1)) }
+        }
     }
 
     /// Removes the image and all its codes; false when the id is unknown.

@@ -80,4 +80,25 @@ final class MigrationTests: XCTestCase {
         let tables = Set(try database.query("SELECT name FROM sqlite_master WHERE type = 'table'") { $0.string(0) })
         XCTAssertTrue(tables.isSuperset(of: ["images", "models", "codes", "jobs", "settings", "schema_migrations"]), "\(tables)")
     }
+
+    func testOriginalsMoveToTheirOwnTableWithEveryByteKept() throws {
+        let bundled = try MigrationRunner.bundledMigrations()
+        let database = try Database(path: ":memory:")
+        try MigrationRunner.migrate(database, migrations: bundled.filter { $0.id < 4 })
+        let original = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try database.run("""
+            INSERT INTO images (sha256, content_type, width, height, byte_size, original, thumbnail, metadata)
+            VALUES ('abc', 'image/png', 2, 3, ?, ?, ?, '{"label":4}')
+            """, [.int(original.count), .blob(original), .blob([1, 2, 3])])
+        let id = database.lastInsertRowID
+        XCTAssertEqual(try MigrationRunner.migrate(database, migrations: bundled).first, 4)
+
+        let columns = try database.query("SELECT name FROM pragma_table_info('images')") { $0.string(0) }
+        XCTAssertFalse(columns.contains("original"), "\(columns)")
+        XCTAssertTrue(columns.contains("metadata") && columns.contains("thumbnail"), "\(columns)")
+        XCTAssertEqual(try database.queryFirst("SELECT original FROM image_originals WHERE image_id = ?", [.integer(id)]) { $0.blob(0) }, original)
+        XCTAssertEqual(try database.queryFirst("SELECT metadata FROM images WHERE id = ?", [.integer(id)]) { $0.string(0) }, #"{"label":4}"#)
+        try database.run("DELETE FROM images WHERE id = ?", [.integer(id)])
+        XCTAssertEqual(try database.queryScalarInt("SELECT count(*) FROM image_originals"), 0, "a deleted image takes its original along")
+    }
 }
