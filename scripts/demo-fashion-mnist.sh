@@ -76,5 +76,21 @@ print("%-9s %5.1f%%  %s" % (job["status"], job["progress"] * 100, job.get("messa
   sleep 2
 done
 
+echo "== the quality gate: every candidate's label-free score, the one activated and why"
+python3 -c 'import json, sys
+gate = (json.loads(sys.argv[1]).get("result") or {}).get("gate")
+if not gate:
+    sys.exit("  (no gate result: the gate is off or the job failed)")
+print("  held-out images: %d" % gate["held_out_images"])
+for candidate in gate["candidates"]:
+    quality = candidate.get("quality")
+    if quality is None:
+        print("  %-16s %-5s %3d bits  not scored" % (candidate["name"], candidate["kind"], candidate["bits"]))
+        continue
+    print("  %-16s %-5s %3d bits  score %.3f = first-rank rate %.3f x balance %.3f (constant bits %d)" % (
+        candidate["name"], candidate["kind"], candidate["bits"], quality["score"], quality["first_rank_rate"],
+        quality["balance"], quality["constant_bits"]))
+print("  chosen: %s (%s)" % (gate["chosen"], gate["reason"]))' "$state"
+
 echo "== precision@10 after the retrain"
 precision
