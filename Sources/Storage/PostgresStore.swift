@@ -508,6 +508,13 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
         try withConnection { try $0.queryFirst("SELECT coalesce(min(sequence), 0) FROM change_log")?.int64(0) ?? 0 }
     }
 
+    public func pendingChangeCount(after sequence: Int64) throws -> Int {
+        try withConnection { connection in
+            try connection.queryFirst("SELECT count(*) FROM change_log WHERE sequence > $1 AND (kind <> 'code' OR origin <> $2)",
+                                      [.integer(sequence), .text(replicaID)])?.int(0) ?? 0
+        }
+    }
+
     /// Other replicas' codes, and every delete and activation: applying this replica's own deletes
     /// again keeps a late remote code from resurrecting an image this replica already removed.
     public func changes(after sequence: Int64, limit: Int) throws -> [LoggedChange] {
