@@ -119,7 +119,9 @@ class DSCHRetrainTests: ServiceTestCase {
             while Date() < deadline {
                 state = try job(client, jobID)
                 let message = state["message"] as? String ?? ""
-                let reached = phase == "training" ? message.hasPrefix("epoch") : message.hasPrefix("encoded")
+                // "encoding images" comes as encoding starts; "encoded N of M" only after each page of
+                // 512, which for 400 images is the end, when activation may already have committed.
+                let reached = phase == "training" ? message.hasPrefix("epoch") : message.hasPrefix("encod")
                 if reached || state["status"] as? String != "running" && state["status"] as? String != "queued" { break }
                 usleep(5_000)
             }

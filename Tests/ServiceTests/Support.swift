@@ -82,15 +82,19 @@ enum TestStore: String, Sendable {
 /// The base of the service test classes that touch storage: `store` is SQLite here and PostgreSQL in
 /// each class's `…PostgresTests` subclass, so one test body runs on both stores.
 ///
-/// Linux finds only the test methods a class declares itself, so a PostgreSQL subclass names every
-/// inherited test again (`override func testX() throws { try super.testX() }`), or skips it saying why
-/// it is SQLite only; `StoreCoverageTests` fails when one is forgotten.
+/// Test discovery on Linux reads the sources: it lists a subclass only if the subclass declares a test
+/// itself (then with every inherited one). So a PostgreSQL subclass names every inherited test again,
+/// running it (`override func testX() throws { try super.testX() }`) or skipping it with `sqliteOnly`
+/// and a reason; `StoreCoverageTests` fails when one is forgotten.
 class ServiceTestCase: XCTestCase {
     /// The store this class's tests run on.
     class var store: TestStore { .sqlite }
 
     /// The store this test runs on.
     var store: TestStore { Self.store }
+
+    /// What a PostgreSQL subclass throws from a test that runs on SQLite only, saying why.
+    func sqliteOnly(_ reason: String) -> XCTSkip { XCTSkip("runs on SQLite only: \(reason)") }
 
     /// A real server over a fresh database of this class's store, or over `database` (to restart on
     /// the same data).

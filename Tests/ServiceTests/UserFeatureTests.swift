@@ -393,11 +393,9 @@ final class UserFeaturePostgresTests: UserFeatureTests {
     override class var store: TestStore { .postgresql }
     /// SQLite only: `dsch backup` copies a SQLite file (`VACUUM INTO`) and refuses a PostgreSQL URI,
     /// whose databases are backed up with `pg_dump`; the grouping test never reaches a store.
-    static let notRepeated = [
-        "testBackupWhileRunningRestoresIntoASecondServer": "dsch backup copies SQLite files only",
-        "testBackupAndDuplicatesCommands": "dsch backup copies SQLite files only",
-        "testDuplicateGroupsEqualBruteForceComponents": "groups an in-memory index, never a store",
-    ]
+    override func testBackupWhileRunningRestoresIntoASecondServer() throws { throw sqliteOnly("dsch backup copies SQLite files only") }
+    override func testBackupAndDuplicatesCommands() throws { throw sqliteOnly("dsch backup copies SQLite files only") }
+    override func testDuplicateGroupsEqualBruteForceComponents() throws { throw sqliteOnly("groups an in-memory index, never a store") }
     override func testListingPagesByIDAndStaysStableUnderInsertsAndDeletes() throws { try super.testListingPagesByIDAndStaysStableUnderInsertsAndDeletes() }
     override func testMetadataFilterRule() throws { try super.testMetadataFilterRule() }
     override func testFilteredSearchEqualsBruteForce() throws { try super.testFilteredSearchEqualsBruteForce() }
