@@ -70,8 +70,14 @@ public final class ImageService: @unchecked Sendable {
     /// Held while remote changes are applied, so the follower thread and an upload that found the
     /// active version changed never apply the same changes twice at once.
     private let followLock = NSLock()
+    /// Guards the follower's position for readers outside `followLock` (`/metrics`), which must not
+    /// wait for a long catch-up; writers hold both locks.
+    private let followProgressLock = NSLock()
     /// The last change-log sequence number applied (only with a change feed).
     private var followedSequence: Int64 = 0
+    /// When this replica last applied the change log or found nothing new in it (start-up loads the
+    /// state, so it counts): the age of what it serves, at worst.
+    private var lastFollowed = Date()
     /// Metadata of recently returned hits: the index is in memory, so with these a search can still
     /// be answered while the database is unreachable.
     private let recentRecords = RecordCache(capacity: 50_000)
@@ -388,23 +394,35 @@ public final class ImageService: @unchecked Sendable {
                 // The log was pruned past this replica's place: reload the active version from the rows.
                 logger.warning("change log pruned past this replica's position; reloading the index",
                                [("position", "\(followedSequence)"), ("oldest", "\(oldest)")])
-                followedSequence = oldest - 1
+                followProgressLock.withLock { followedSequence = oldest - 1 }
                 if let active = try store.activeModelVersion() { try swapToRemote(version: active) }
             }
             while true {
                 let batch = try feed.changes(after: followedSequence, limit: 1000)
                 for logged in batch {
                     try apply(logged.change)
-                    followedSequence = logged.sequence
+                    followProgressLock.withLock { followedSequence = logged.sequence }
                     applied += 1
                 }
-                if batch.count < 1000 { return applied }
+                if batch.count < 1000 {
+                    followProgressLock.withLock { lastFollowed = Date() }
+                    return applied
+                }
             }
         }
     }
 
     /// The change-log position this replica has applied through.
-    public var followedChangeSequence: Int64 { followLock.withLock { followedSequence } }
+    public var followedChangeSequence: Int64 { followProgressLock.withLock { followedSequence } }
+
+    /// How far this replica is behind the others: change-log entries it has not applied yet, and
+    /// seconds since it last applied the log or found it caught up. Always zero without a change
+    /// feed (SQLite), where no other process writes.
+    public func changeFeedLag() throws -> (entries: Int, secondsSinceApplied: Double) {
+        guard let feed = store.changeFeed else { return (0, 0) }
+        let (sequence, last) = followProgressLock.withLock { (followedSequence, lastFollowed) }
+        return (try feed.pendingChangeCount(after: sequence), max(0, Date().timeIntervalSince(last)))
+    }
 
     private func apply(_ change: Change) throws {
         switch change {

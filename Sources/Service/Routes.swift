@@ -69,7 +69,17 @@ public struct Routes {
             ("dsch_index_size", "Codes in the in-memory index of the active model.", Double(model.count)),
             ("dsch_active_model_version", "Version of the model answering searches.", Double(model.version)),
             ("dsch_active_model_bits", "Code length of the active model.", Double(model.bits)),
-        ] + (try jobGauges()) + searchMethodCounters()
+        ] + (try jobGauges()) + searchMethodCounters() + (try followerGauges())
+    }
+
+    /// How far this replica trails the shared database's change log; zero on SQLite.
+    private func followerGauges() throws -> [(name: String, help: String, value: Double)] {
+        let lag = try service.changeFeedLag()
+        return [
+            ("dsch_change_feed_lag_entries", "Change-log entries other replicas wrote that this replica has not applied yet.", Double(lag.entries)),
+            ("dsch_change_feed_last_applied_seconds", "Seconds since this replica last applied the change log or found it caught up.",
+             lag.secondsSinceApplied),
+        ]
     }
 
     /// Searches by the index method that served them, so operators see when multi-index hashing is used.

@@ -26,6 +26,9 @@ public protocol ChangeFeed: AnyObject, Sendable {
     /// Changes after `sequence`, oldest first, at most `limit`: other processes' codes and every delete
     /// and activation (this process's own too, so that ordering against remote changes is kept).
     func changes(after sequence: Int64, limit: Int) throws -> [LoggedChange]
+    /// How many changes `changes(after:)` would return with no limit: how far a follower at `sequence`
+    /// lags behind the log.
+    func pendingChangeCount(after sequence: Int64) throws -> Int
     /// Blocks until a change may have been committed or `timeout` passes; true when woken by one.
     /// Throws `StorageUnavailableError` while the database cannot be reached.
     func waitForChanges(timeout: TimeInterval) throws -> Bool

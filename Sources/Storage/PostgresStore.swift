@@ -474,6 +474,13 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
     @discardableResult
     public func failAbandonedJobs(reason: String) throws -> [JobRecord] {
         try transaction { connection in
+            // A job whose model went live before its replica stopped did its work; only closing it was lost.
+            if let active = try Self.activeVersion(connection) {
+                try connection.update("""
+                    UPDATE jobs SET status = 'succeeded', progress = 1, message = $1, finished_at = dsch_now()
+                    WHERE status IN ('queued', 'running') AND (lease_expires_at IS NULL OR lease_expires_at < now()) AND model_version = $2
+                    """, [.text(StoreMessages.activatedBeforeStop(active)), .int(active)])
+            }
             let jobs = try connection.query("""
                 UPDATE jobs SET status = 'failed', message = $1, finished_at = dsch_now()
                 WHERE status IN ('queued', 'running') AND (lease_expires_at IS NULL OR lease_expires_at < now())
@@ -506,6 +513,13 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
 
     public func oldestRetainedSequence() throws -> Int64 {
         try withConnection { try $0.queryFirst("SELECT coalesce(min(sequence), 0) FROM change_log")?.int64(0) ?? 0 }
+    }
+
+    public func pendingChangeCount(after sequence: Int64) throws -> Int {
+        try withConnection { connection in
+            try connection.queryFirst("SELECT count(*) FROM change_log WHERE sequence > $1 AND (kind <> 'code' OR origin <> $2)",
+                                      [.integer(sequence), .text(replicaID)])?.int(0) ?? 0
+        }
     }
 
     /// Other replicas' codes, and every delete and activation: applying this replica's own deletes

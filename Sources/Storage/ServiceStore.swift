@@ -1,3 +1,11 @@
+/// Job messages both stores write themselves.
+enum StoreMessages {
+    /// The message of a job whose model was activated but whose process stopped before closing it.
+    static func activatedBeforeStop(_ version: Int) -> String {
+        "model version \(version) active; the service stopped before the job was closed"
+    }
+}
+
 /// The repository the service works through: images with their thumbnails and codes, model versions,
 /// jobs and the active version. `Store` implements it over one SQLite file, `PostgresStore` over a
 /// PostgreSQL database that several replicas share; routes, the retrain worker and start-up never see
@@ -89,7 +97,8 @@ public protocol ServiceStore: AnyObject, Sendable {
     /// Records what a job decided, a JSON object (a retrain's quality-gate scores and its choice).
     func recordJobResult(id: Int64, resultJSON: String) throws
     /// Fails jobs a stopped process left queued or running and removes their unfinished models, in one
-    /// transaction (at start-up; with replicas, only jobs whose lease expired).
+    /// transaction (at start-up; with replicas, only jobs whose lease expired). A job whose model is the
+    /// active one succeeded before the stop and is closed as succeeded instead (not returned).
     @discardableResult
     func failInterruptedJobs(reason: String) throws -> [JobRecord]
     /// The newest `limit` jobs, newest first.

@@ -669,6 +669,13 @@ public final class Store: ServiceStore, @unchecked Sendable {
     @discardableResult
     public func failInterruptedJobs(reason: String) throws -> [JobRecord] {
         try writeTransaction { database in
+            // A job whose model went live before the process stopped did its work; only closing it was lost.
+            if let active = try Self.activeVersion(database) {
+                try database.run("""
+                    UPDATE jobs SET status = 'succeeded', progress = 1, message = ?, finished_at = \(Self.now)
+                    WHERE status IN ('queued', 'running') AND model_version = ?
+                    """, [.text(StoreMessages.activatedBeforeStop(active)), .int(active)])
+            }
             let ids = try database.query("SELECT id FROM jobs WHERE status IN ('queued', 'running') ORDER BY id") { $0.int64(0) }
             try database.run("""
                 UPDATE jobs SET status = 'failed', message = ?, finished_at = \(Self.now)

@@ -7,10 +7,10 @@ import Storage
 
 /// What a hostile or careless client, a changed configuration or a damaged database must not do:
 /// store oversized metadata, delete without a token, grow metric labels, crash the start-up, or leave
-/// deleted images searchable after a retrain race.
-final class HardeningTests: XCTestCase {
+/// deleted images searchable after a retrain race. On PostgreSQL too, in `HardeningPostgresTests`.
+class HardeningTests: ServiceTestCase {
     func testMetadataLimitsAndCanonicalForm() throws {
-        let running = try RunningServer { $0.images.maxMetaBytes = 1024; $0.images.maxMetaDepth = 4 }
+        let running = try startServer { $0.images.maxMetaBytes = 1024; $0.images.maxMetaDepth = 4 }
         defer { running.stop() }
         let client = running.client
         let image = try TestImages.png(seed: 5)
@@ -41,7 +41,7 @@ final class HardeningTests: XCTestCase {
     /// The 78 KB PNG that used to take the process down: a 1 × 40,000,000 strip passes the pixel
     /// limit but not the side limit, and is refused before any pixel is decoded.
     func testExtremeAspectRatiosAreRefusedBeforeDecoding() throws {
-        let running = try RunningServer()
+        let running = try startServer()
         defer { running.stop() }
         for (width, height) in [(1, 40_000_000), (40_000_000, 1)] as [(UInt32, UInt32)] {
             let header = TestImages.pngHeader(width: width, height: height)
@@ -69,14 +69,14 @@ final class HardeningTests: XCTestCase {
         XCTAssertTrue(line.hasSuffix(#" info event reason="x\ny=\"z\" w=1""#), line)
     }
 
-    func testNestingDepthIgnoresEscapedQuotes() {
+    func testNestingDepthIgnoresEscapedQuotes() throws {
         XCTAssertEqual(MetadataPolicy.nestingDepth(Array(#"{"a":"\"[[[","b":{}}"#.utf8)), 2)
         XCTAssertEqual(MetadataPolicy.nestingDepth(Array("[]".utf8)), 1)
         XCTAssertEqual(MetadataPolicy.nestingDepth(Array("\"{\"".utf8)), 0)
     }
 
     func testDeleteNeedsTheTokenUnlessOpened() throws {
-        let running = try RunningServer()
+        let running = try startServer()
         defer { running.stop() }
         let client = running.client
         let id = try XCTUnwrap(try client.request("POST", "/v1/images", body: TestImages.png(seed: 8)).json["id"] as? Int)
@@ -85,14 +85,14 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(try client.request("GET", "/v1/images/\(id)").status, 200, "still there")
         XCTAssertEqual(try client.request("DELETE", "/v1/images/\(id)", headers: try running.adminHeaders()).status, 204)
 
-        let open = try RunningServer { $0.admin.deleteRequiresToken = false }
+        let open = try startServer { $0.admin.deleteRequiresToken = false }
         defer { open.stop() }
         let other = try XCTUnwrap(try open.client.request("POST", "/v1/images", body: TestImages.png(seed: 9)).json["id"] as? Int)
         XCTAssertEqual(try open.client.request("DELETE", "/v1/images/\(other)").status, 204)
     }
 
     func testJunkMethodsFoldIntoOneMetricLabel() throws {
-        let running = try RunningServer()
+        let running = try startServer()
         defer { running.stop() }
         for index in 0..<40 { _ = try running.client.request("JUNK\(index)", "/healthz") }
         _ = try running.client.request("GET", "/healthz")
@@ -104,7 +104,7 @@ final class HardeningTests: XCTestCase {
 
     /// A database made with one thumbnail size refuses to start with another, with a message saying what to do.
     func testChangedInputSizeRefusesToStart() throws {
-        let running = try RunningServer()
+        let running = try startServer()
         let directory = running.directory
         _ = try running.client.request("POST", "/v1/images", body: TestImages.png(seed: 3))
         running.server.shutdown()
@@ -118,7 +118,8 @@ final class HardeningTests: XCTestCase {
 
         // With no image yet, the model's own input size is what disagrees.
         let emptyDirectory = directory.appendingPathComponent("empty")
-        configuration.database.path = emptyDirectory.appendingPathComponent("dsch.sqlite").path
+        try FileManager.default.createDirectory(at: emptyDirectory, withIntermediateDirectories: true)
+        store.use(try store.freshDatabase(in: emptyDirectory), in: emptyDirectory, &configuration)
         configuration.images.inputSize = 32
         try ImageService(configuration: configuration, logger: Logger(sink: { _ in })).close()
         configuration.images.inputSize = 16
@@ -131,13 +132,14 @@ final class HardeningTests: XCTestCase {
     func testCorruptModelWeightsAreATypedStartupError() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dsch-corrupt-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let database = try store.freshDatabase(in: directory)
         var configuration = Configuration()
-        configuration.database.path = directory.appendingPathComponent("dsch.sqlite").path
+        store.use(database, in: directory, &configuration)
+        store.complete(&configuration)
         try ImageService(configuration: configuration, logger: Logger(sink: { _ in })).close()
         for weights in [[UInt8](), [0x44, 0x53], [UInt8](repeating: 0xFF, count: 64)] {
-            let database = try Database(path: configuration.database.path)
-            try database.run("UPDATE models SET weights = ? WHERE version = 1", [.blob(weights)])
-            database.close()
+            try store.run("UPDATE models SET weights = $1 WHERE version = 1", [.blob(weights)], on: database)
             XCTAssertThrowsError(try ImageService(configuration: configuration, logger: Logger(sink: { _ in }))) { error in
                 guard case .unreadableModel(let version, let kind, _)? = error as? StartupError else {
                     return XCTFail("expected unreadableModel, got \(error)")
@@ -151,7 +153,7 @@ final class HardeningTests: XCTestCase {
     /// An image deleted while a retrain encodes it never enters the new index, and catching up
     /// encodes exactly the images without a code, whatever the counts say.
     func testDeletedImagesNeverBecomeGhostsAndCatchUpIsExact() throws {
-        let running = try RunningServer()
+        let running = try startServer()
         defer { running.stop() }
         let service = running.server.service
         var ids: [Int64] = []
@@ -162,7 +164,8 @@ final class HardeningTests: XCTestCase {
         let encoder = LSHEncoder(bits: 64, inputSize: 32, seed: 7)
         let record = ModelRecord(version: 2, kind: encoder.kind.rawValue, bits: 64, configJSON: "{}", weights: try encoder.serialized(),
                                  metricsJSON: nil, status: .building, createdAt: "")
-        try (service.store as! Store).insertModel(record)
+        try service.store.insertModel(record, forJob: try service.store.createJob(kind: encoder.kind.rawValue, configJSON: nil),
+                                      progress: 0, message: "building")
         let building = try ServingModel(version: 2, encoder: encoder)
         // The worker read a page of thumbnails; then image 2 was deleted before the codes were written.
         let page = try service.store.thumbnails(afterID: 0, limit: 10)
@@ -184,7 +187,7 @@ final class HardeningTests: XCTestCase {
 
     /// A writer waiting on the lock goes before readers that arrive after it, so a stream of uploads
     /// cannot hold off a model activation.
-    func testWaitingWriterGoesBeforeNewReaders() {
+    func testWaitingWriterGoesBeforeNewReaders() throws {
         let lock = ReadWriteLock()
         let order = Locked<[String]>([])
         let readerHolding = DispatchSemaphore(value: 0)
@@ -207,4 +210,20 @@ final class HardeningTests: XCTestCase {
         group.wait()
         XCTAssertEqual(order.read { $0 }, ["first reader done", "writer", "late reader"])
     }
+}
+
+/// `HardeningTests` on PostgreSQL.
+final class HardeningPostgresTests: HardeningTests {
+    override class var store: TestStore { .postgresql }
+    /// Tests of code that never reaches a store, so a second run would test nothing new.
+    override func testLogLinesAreOneLineWithAnExactTimestamp() throws { throw sqliteOnly("the logger never touches a store") }
+    override func testNestingDepthIgnoresEscapedQuotes() throws { throw sqliteOnly("metadata checks run before any store is reached") }
+    override func testWaitingWriterGoesBeforeNewReaders() throws { throw sqliteOnly("the lock is in memory") }
+    override func testMetadataLimitsAndCanonicalForm() throws { try super.testMetadataLimitsAndCanonicalForm() }
+    override func testExtremeAspectRatiosAreRefusedBeforeDecoding() throws { try super.testExtremeAspectRatiosAreRefusedBeforeDecoding() }
+    override func testDeleteNeedsTheTokenUnlessOpened() throws { try super.testDeleteNeedsTheTokenUnlessOpened() }
+    override func testJunkMethodsFoldIntoOneMetricLabel() throws { try super.testJunkMethodsFoldIntoOneMetricLabel() }
+    override func testChangedInputSizeRefusesToStart() throws { try super.testChangedInputSizeRefusesToStart() }
+    override func testCorruptModelWeightsAreATypedStartupError() throws { try super.testCorruptModelWeightsAreATypedStartupError() }
+    override func testDeletedImagesNeverBecomeGhostsAndCatchUpIsExact() throws { try super.testDeletedImagesNeverBecomeGhostsAndCatchUpIsExact() }
 }

@@ -6,8 +6,8 @@ import Storage
 @testable import Service
 
 /// The application without sockets: `ImageService`, the automatic retrain policy and `Importer`
-/// over a real SQLite file in a temporary directory.
-final class InProcessTests: XCTestCase {
+/// over a real SQLite file in a temporary directory, and over PostgreSQL in `InProcessPostgresTests`.
+class InProcessTests: ServiceTestCase {
     private var directory: URL!
 
     override func setUpWithError() throws {
@@ -19,8 +19,9 @@ final class InProcessTests: XCTestCase {
 
     private func makeService(_ configure: (inout Configuration) -> Void = { _ in }) throws -> ImageService {
         var configuration = Configuration()
-        configuration.database.path = directory.appendingPathComponent("dsch.sqlite").path
+        store.use(try store.freshDatabase(in: directory), in: directory, &configuration)
         configure(&configuration)
+        store.complete(&configuration)
         return try ImageService(configuration: configuration, logger: Logger(sink: { _ in }))
     }
 
@@ -68,11 +69,13 @@ final class InProcessTests: XCTestCase {
         try ingest(2..<3)
         XCTAssertEqual(try worker.automaticRetrainReason()?.reason, "3 images and no itq model yet")
 
-        // A learned model trained through the newest image, made active.
+        // A learned model trained through the newest image, made active. A real ITQ model: on PostgreSQL
+        // the service follows the activation and loads it at the next upload.
         let store = service.store
-        let encoder = LSHEncoder(bits: 64, inputSize: 32, seed: 1)
+        let thumbnails = try (0..<5).map { try service.decodeThumbnail(try TestImages.png(seed: UInt64(400 + $0))) }
+        let encoder = try ITQEncoder.train(thumbnails: thumbnails + thumbnails.map { $0.map { 255 - $0 } }, bits: 8, inputSize: 32, iterations: 2)
         let job = try store.createJob(kind: "itq", configJSON: nil)
-        try store.insertModel(ModelRecord(version: 2, kind: "itq", bits: 64, configJSON: "{}", weights: try encoder.serialized(),
+        try store.insertModel(ModelRecord(version: 2, kind: "itq", bits: encoder.bits, configJSON: "{}", weights: try encoder.serialized(),
                                           metricsJSON: nil, status: .inactive, createdAt: "", trainedThroughImageID: try store.maxImageID()),
                               forJob: job, progress: 1, message: "done")
         try store.setActiveModelVersion(2)
@@ -106,4 +109,12 @@ final class InProcessTests: XCTestCase {
         XCTAssertEqual(stored?.contentType, "image/jpeg")
         XCTAssertTrue(stored?.metadataJSON?.contains("b.jpg") ?? false, stored?.metadataJSON ?? "no metadata")
     }
+}
+
+/// `InProcessTests` on PostgreSQL.
+final class InProcessPostgresTests: InProcessTests {
+    override class var store: TestStore { .postgresql }
+    override func testIngestSimilarSearchAndDeleteWithoutHTTP() throws { try super.testIngestSimilarSearchAndDeleteWithoutHTTP() }
+    override func testAutomaticRetrainPolicy() throws { try super.testAutomaticRetrainPolicy() }
+    override func testImporterCountsNewDuplicateAndFailedFiles() throws { try super.testImporterCountsNewDuplicateAndFailedFiles() }
 }

@@ -3,8 +3,9 @@ import XCTest
 import Storage
 @testable import Service
 
-/// Tests that run the `dsch` executable itself and the curl scripts, as a user would.
-final class ProcessTests: XCTestCase {
+/// Tests that run the `dsch` executable itself and the curl scripts, as a user would; on PostgreSQL
+/// too, in `ProcessPostgresTests`.
+class ProcessTests: ServiceTestCase {
     static var productsDirectory: URL {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     }
@@ -67,9 +68,9 @@ final class ProcessTests: XCTestCase {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dsch-kill-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let database = directory.appendingPathComponent("dsch.sqlite").path
+        let database = try store.freshDatabase(in: directory)
 
-        let first = try ServerProcess(database: database)
+        let first = try ServerProcess(database: database, environment: store.processEnvironment)
         let client = TestClient(port: first.port)
         let images = try (0..<400).map { try TestImages.png(seed: UInt64(50_000 + $0)) }
         let acknowledged = Locked<[(index: Int, id: Int)]>([])
@@ -97,7 +98,7 @@ final class ProcessTests: XCTestCase {
         let landed = acknowledged.read { $0 }
         XCTAssertGreaterThanOrEqual(landed.count, 60)
 
-        let second = try ServerProcess(database: database)
+        let second = try ServerProcess(database: database, environment: store.processEnvironment)
         let restarted = TestClient(port: second.port)
         for (index, id) in landed {
             XCTAssertEqual(try restarted.request("GET", "/v1/images/\(id)").status, 200, "upload \(id) survived")
@@ -106,17 +107,17 @@ final class ProcessTests: XCTestCase {
             XCTAssertTrue(exact.contains { $0["id"] as? Int == id }, "upload \(id) is found by search")
         }
         second.terminate()
-        let store = try Store(path: database)
-        defer { store.close() }
-        XCTAssertEqual(try store.integrityCheck(), "ok")
-        let codes = Set(try store.codes(modelVersion: 1).map(\.imageID))
+        let stored = try store.open(database)
+        defer { stored.close() }
+        if let file = stored as? Store { XCTAssertEqual(try file.integrityCheck(), "ok") }
+        let codes = Set(try stored.codes(modelVersion: 1).map(\.imageID))
         for (_, id) in landed { XCTAssertTrue(codes.contains(Int64(id)), "upload \(id) has its code") }
     }
 
     /// The scripts under scripts/curl work against a running server and print what the README shows.
     func testCurlScripts() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else { throw XCTSkip("curl is not installed") }
-        let running = try RunningServer()
+        let running = try startServer()
         defer { running.stop() }
         let directory = running.directory
         let image = directory.appendingPathComponent("photo.png")
@@ -156,4 +157,11 @@ final class ProcessTests: XCTestCase {
         let text = String(decoding: data, as: UTF8.self)
         return (text, ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any]) ?? [:])
     }
+}
+
+/// `ProcessTests` on PostgreSQL.
+final class ProcessPostgresTests: ProcessTests {
+    override class var store: TestStore { .postgresql }
+    override func testKillDuringUploadsLosesNothingAcknowledged() throws { try super.testKillDuringUploadsLosesNothingAcknowledged() }
+    override func testCurlScripts() throws { try super.testCurlScripts() }
 }

@@ -17,11 +17,12 @@ final class GatedTrainer: ModelTrainer, @unchecked Sendable {
     }
 }
 
-final class RetrainTests: XCTestCase {
+/// Admin routes and retrains while serving, on SQLite and, in `RetrainPostgresTests`, on PostgreSQL.
+class RetrainTests: ServiceTestCase {
     static let token = "test-token-0123456789"
 
-    func makeServer(directory: URL? = nil, trainers: ((Configuration) -> [ModelTrainer])? = nil) throws -> RunningServer {
-        try RunningServer(directory: directory, configure: { configuration in
+    func makeServer(directory: URL? = nil, database: String? = nil, trainers: ((Configuration) -> [ModelTrainer])? = nil) throws -> RunningServer {
+        try startServer(directory: directory, database: database, configure: { configuration in
             configuration.retrain.automatic = false
             configuration.admin.token = RetrainTests.token
         }, trainers: trainers)
@@ -165,7 +166,7 @@ final class RetrainTests: XCTestCase {
         XCTAssertEqual(try admin(running.client, "POST", "/v1/admin/models/9/activate").status, 404)
         running.server.shutdown()
 
-        running = try makeServer(directory: directory)
+        running = try makeServer(directory: directory, database: running.database)
         defer { running.stop() }
         let similar = try running.client.request("GET", "/v1/images/\(ids[0]!)/similar?k=3")
         XCTAssertEqual(similar.json["model_version"] as? Int, 1)
@@ -202,4 +203,16 @@ final class RetrainTests: XCTestCase {
         XCTAssertEqual(try admin(client, "POST", "/v1/admin/retrain", body: "{\"kind\":\"itq\",\"bits\":12}").status, 400)
         XCTAssertEqual(try admin(client, "POST", "/v1/admin/retrain", body: "[1,2]").status, 400)
     }
+}
+
+/// `RetrainTests` on PostgreSQL.
+final class RetrainPostgresTests: RetrainTests {
+    override class var store: TestStore { .postgresql }
+    /// SQLite only: a PostgreSQL database refuses to start without a configured token (every replica
+    /// must accept the same one), so no token file is generated there.
+    override func testGeneratedTokenIsWrittenPrivatelyAndReused() throws { throw sqliteOnly("PostgreSQL needs a configured admin token") }
+    override func testAdminNeedsTheToken() throws { try super.testAdminNeedsTheToken() }
+    override func testRetrainWhileServingThenEveryImageSearchable() throws { try super.testRetrainWhileServingThenEveryImageSearchable() }
+    override func testRollbackSurvivesRestart() throws { try super.testRollbackSurvivesRestart() }
+    override func testFailedRetrainChangesNothing() throws { try super.testFailedRetrainChangesNothing() }
 }

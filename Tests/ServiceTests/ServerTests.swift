@@ -4,12 +4,13 @@ import Imaging
 import Storage
 @testable import Service
 
-/// The service end to end: a real server on a loopback port over a real SQLite file.
-final class ServerTests: XCTestCase {
+/// The service end to end: a real server on a loopback port over a real SQLite file, and over a
+/// PostgreSQL database in `ServerPostgresTests`.
+class ServerTests: ServiceTestCase {
     var running: RunningServer!
 
-    override func setUpWithError() throws { running = try RunningServer() }
-    override func tearDown() { running.stop() }
+    override func setUpWithError() throws { running = try startServer() }
+    override func tearDown() { running?.stop() }
 
     func testIndexLookupSimilarSearchDelete() throws {
         let client = running.client
@@ -73,6 +74,11 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(metrics.text.contains(#"dsch_searches_total{method="flatScan"} "#), "small collections use the flat scan: \(metrics.text)")
         XCTAssertTrue(metrics.text.contains("route=\"/v1/images/{id}/similar\",method=\"GET\",status=\"200\"} 1"), metrics.text)
         XCTAssertTrue(metrics.text.contains("dsch_http_request_duration_seconds_bucket{route=\"/v1/images\""))
+        XCTAssertTrue(metrics.text.contains("# TYPE dsch_change_feed_lag_entries gauge"), metrics.text)
+        XCTAssertTrue(metrics.text.contains("# TYPE dsch_change_feed_last_applied_seconds gauge"), metrics.text)
+        if store == .sqlite {
+            XCTAssertTrue(metrics.text.contains("dsch_change_feed_lag_entries 0\n"), "no other process writes to a SQLite file: \(metrics.text)")
+        }
         let health = try client.request("GET", "/healthz")
         XCTAssertEqual(health.json["status"] as? String, "ok")
     }
@@ -148,4 +154,13 @@ final class ServerTests: XCTestCase {
             }
         }
     }
+}
+
+/// `ServerTests` on PostgreSQL.
+final class ServerPostgresTests: ServerTests {
+    override class var store: TestStore { .postgresql }
+    override func testIndexLookupSimilarSearchDelete() throws { try super.testIndexLookupSimilarSearchDelete() }
+    override func testMultipartUploadWithMetadata() throws { try super.testMultipartUploadWithMetadata() }
+    override func testBadInputIsRefusedAndChangesNothing() throws { try super.testBadInputIsRefusedAndChangesNothing() }
+    override func testConcurrentUploads() throws { try super.testConcurrentUploads() }
 }

@@ -6,12 +6,13 @@ import Storage
 @testable import Service
 
 /// Listing, metadata filters, previews, duplicate groups, the API document, backups and error messages,
-/// over a real server on a loopback port and a real SQLite file.
-final class UserFeatureTests: XCTestCase {
+/// over a real server on a loopback port and a real SQLite file, and on PostgreSQL in
+/// `UserFeaturePostgresTests`.
+class UserFeatureTests: ServiceTestCase {
     var running: RunningServer!
 
-    override func setUpWithError() throws { running = try RunningServer() }
-    override func tearDown() { running.stop() }
+    override func setUpWithError() throws { running = try startServer() }
+    override func tearDown() { running?.stop() }
 
     /// A stored image as the test knows it: id, code (from the upload's answer) and metadata.
     struct Stored {
@@ -272,7 +273,7 @@ final class UserFeatureTests: XCTestCase {
         XCTAssertEqual(tooFar.status, 400)
         XCTAssertTrue(tooFar.text.contains("max_distance must be an integer from 0 to 16"), tooFar.text)
 
-        let report = try Maintenance.duplicateReport(databasePath: running.databasePath, maxDistance: 3)
+        let report = try Maintenance.duplicateReport(databasePath: running.database, maxDistance: 3)
         XCTAssertEqual(report.groups.map { $0.members.map(\.id) }, expected, "the command groups as the route does")
         let lines = report.csv.split(separator: "\n")
         XCTAssertEqual(lines.first, "group,id,sha256,distance")
@@ -286,8 +287,8 @@ final class UserFeatureTests: XCTestCase {
         let stored = try (1...5).map { try upload(seed: UInt64($0), meta: "{\"n\":\($0)}") }
         let directory = try makeTemporaryDirectory(self)
         let copy = directory.appendingPathComponent("backup.sqlite").path
-        XCTAssertGreaterThan(try Maintenance.backup(databasePath: running.databasePath, to: copy), 0)
-        XCTAssertThrowsError(try Maintenance.backup(databasePath: running.databasePath, to: copy), "never overwrites") { error in
+        XCTAssertGreaterThan(try Maintenance.backup(databasePath: running.database, to: copy), 0)
+        XCTAssertThrowsError(try Maintenance.backup(databasePath: running.database, to: copy), "never overwrites") { error in
             XCTAssertTrue("\(error)".contains("choose another name"), "\(error)")
         }
         // The original keeps serving and changing after the copy.
@@ -333,10 +334,10 @@ final class UserFeatureTests: XCTestCase {
         _ = try upload(seed: 2)
         let directory = try makeTemporaryDirectory(self)
         let copy = directory.appendingPathComponent("copy.sqlite").path
-        let backup = try dsch(["backup", "--database", running.databasePath, copy])
+        let backup = try dsch(["backup", "--database", running.database, copy])
         XCTAssertEqual(backup.status, 0, backup.output)
         XCTAssertTrue(backup.output.contains("dsch serve --database \(copy)"), backup.output)
-        let again = try dsch(["backup", "--database", running.databasePath, copy])
+        let again = try dsch(["backup", "--database", running.database, copy])
         XCTAssertNotEqual(again.status, 0)
         XCTAssertTrue(again.output.contains("choose another name"), again.output)
         let missing = try dsch(["backup", "--database", directory.appendingPathComponent("nope.sqlite").path, copy + "2"])
@@ -385,4 +386,20 @@ final class UserFeatureTests: XCTestCase {
         XCTAssertEqual(listed.status, 200, listed.text)
         XCTAssertNotNil(listed.json["jobs"] as? [Any])
     }
+}
+
+/// `UserFeatureTests` on PostgreSQL.
+final class UserFeaturePostgresTests: UserFeatureTests {
+    override class var store: TestStore { .postgresql }
+    /// SQLite only: `dsch backup` copies a SQLite file (`VACUUM INTO`) and refuses a PostgreSQL URI,
+    /// whose databases are backed up with `pg_dump`; the grouping test never reaches a store.
+    override func testBackupWhileRunningRestoresIntoASecondServer() throws { throw sqliteOnly("dsch backup copies SQLite files only") }
+    override func testBackupAndDuplicatesCommands() throws { throw sqliteOnly("dsch backup copies SQLite files only") }
+    override func testDuplicateGroupsEqualBruteForceComponents() throws { throw sqliteOnly("groups an in-memory index, never a store") }
+    override func testListingPagesByIDAndStaysStableUnderInsertsAndDeletes() throws { try super.testListingPagesByIDAndStaysStableUnderInsertsAndDeletes() }
+    override func testMetadataFilterRule() throws { try super.testMetadataFilterRule() }
+    override func testFilteredSearchEqualsBruteForce() throws { try super.testFilteredSearchEqualsBruteForce() }
+    override func testThumbnailKeepsAspectAndAnswersNotModified() throws { try super.testThumbnailKeepsAspectAndAnswersNotModified() }
+    override func testDuplicatesRouteAndCommandAgreeWithTheCodes() throws { try super.testDuplicatesRouteAndCommandAgreeWithTheCodes() }
+    override func testClientErrorsSayWhatToChange() throws { try super.testClientErrorsSayWhatToChange() }
 }

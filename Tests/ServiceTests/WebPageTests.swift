@@ -16,7 +16,7 @@ final class WebPageTests: XCTestCase {
         }
     }
 
-    override func tearDown() { running.stop() }
+    override func tearDown() { running?.stop() }
 
     static let chromiumPath = "/usr/bin/chromium"
 
@@ -109,7 +109,7 @@ final class APIDocumentTests: XCTestCase {
     var running: RunningServer!
 
     override func setUpWithError() throws { running = try RunningServer() }
-    override func tearDown() { running.stop() }
+    override func tearDown() { running?.stop() }
 
     /// `{name}` segments of a path template.
     func pathParameters(_ path: String) -> Set<String> {

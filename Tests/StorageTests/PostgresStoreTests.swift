@@ -29,6 +29,7 @@ final class PostgresConformanceTests: XCTestCase {
     func testModelsAndActivation() throws { try conformance().modelsAndActivation() }
     func testJobsOneAtATime() throws { try conformance().jobsOneAtATime() }
     func testMetadataFiltersAndListing() throws { try conformance().metadataFiltersAndListing() }
+    func testJobActivatedBeforeStopSucceeds() throws { try conformance().jobActivatedBeforeStopSucceeds() }
 
     func testMigrationsAreRecordedOnceAndEditsRefused() throws {
         let url = try postgres().createDatabase()

@@ -136,6 +136,22 @@ struct StoreConformance {
         }
     }
 
+    /// A process that stopped between activating a job's model and closing the job: recovery closes it
+    /// as succeeded (its model serves) rather than failed, and keeps the model.
+    func jobActivatedBeforeStopSucceeds() throws {
+        XCTAssertTrue(try store.createInitialModel(Self.model(1, status: .active)), name)
+        let job = try store.createJob(kind: "lsh", configJSON: nil)
+        try store.updateJob(id: job, status: .running, progress: 0.9, message: "encoded 4 of 4 images", modelVersion: nil)
+        try store.insertModel(Self.model(2, status: .building), forJob: job, progress: 0.9, message: "encoding images")
+        try store.setActiveModelVersion(2)
+        XCTAssertEqual(try store.failInterruptedJobs(reason: "interrupted").map(\.id), [], name)
+        let closed = try XCTUnwrap(try store.job(id: job), name)
+        XCTAssertEqual(closed.status, .succeeded, name)
+        XCTAssertEqual(closed.message, "model version 2 active; the service stopped before the job was closed", name)
+        XCTAssertEqual(try store.activeModelVersion(), 2, name)
+        XCTAssertNotNil(try store.model(version: 2), name)
+    }
+
     func claimed(_ claim: JobClaim) -> Int64? {
         if case .claimed(let id) = claim { return id }
         XCTFail("expected a claimed job, got \(claim) (\(name))")
@@ -156,6 +172,7 @@ final class SQLiteConformanceTests: XCTestCase {
     func testModelsAndActivation() throws { try conformance().modelsAndActivation() }
     func testJobsOneAtATime() throws { try conformance().jobsOneAtATime() }
     func testMetadataFiltersAndListing() throws { try conformance().metadataFiltersAndListing() }
+    func testJobActivatedBeforeStopSucceeds() throws { try conformance().jobActivatedBeforeStopSucceeds() }
 
     func testInterruptedJobFailsAtStartAndItsModelGoes() throws {
         let conformance = try conformance()
