@@ -105,6 +105,12 @@ func runEval(arguments: [String]) throws {
     var report = EvaluationReport(
         cores: ProcessInfo.processInfo.activeProcessorCount, threads: threads, loadAverageAtStart: loadAverage(),
         loadAverageAtEnd: "", dschSettings: baseSettings)
+    if let size = options["small-collection"] {
+        report.protocolDescription = "Fashion-MNIST small collection: the first \(split.trainingIndices.count) images of the train split "
+            + "(--small-collection \(size)) are the training set and the collection searched, every tenth of them a query "
+            + "(\(split.queryIndices.count) queries, \(split.databaseIndices.count) database images), "
+            + "mAP@1000 by Hamming ranking, ties by database position"
+    }
     print("dsch eval: \(split.trainingIndices.count) training images, \(split.queryIndices.count) queries, "
           + "\(split.databaseIndices.count) database images; \(report.cores) cores, \(threads) threads, load \(report.loadAverageAtStart)")
     print("DSCH settings: \(settingsJSON(baseSettings))")

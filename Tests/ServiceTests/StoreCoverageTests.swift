@@ -13,6 +13,7 @@ final class StoreCoverageTests: XCTestCase {
         "WebPageTests": "the browser reads the JSON routes ServerTests and UserFeatureTests check on both stores; each page costs a chromium start",
         "ReplicaTests": "replicas exist only on PostgreSQL",
         "StoreCoverageTests": "reads source files",
+        "JSONValueTests": "writes response bytes and never opens a store",
     ]
 
     /// A top-level class in a test file: its superclass and the text up to the next top-level class.
