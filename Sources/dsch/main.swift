@@ -1,5 +1,6 @@
 import Foundation
 import HTTP
+import NeuralNet
 import Service
 
 /// The command-line interface: `dsch serve|import|train|eval|config|bench`, each with `--help`.
@@ -153,6 +154,9 @@ func importImages(_ arguments: [String]) throws {
         guard let value = Int(text), (1...10_000).contains(value) else { throw UsageError(description: "--batch-size must be an integer from 1 to 10000") }
         batchSize = value
     }
+    // A batch is encoded while the next one is decoded on every core: OpenBLAS's own thread pool would
+    // only spin against that work, so encoders split their work themselves (see ComputeThreads).
+    ComputeThreads.set(ProcessInfo.processInfo.activeProcessorCount)
     let logger = Logger()
     var service: ImageService?
     defer { service?.close() }
