@@ -101,3 +101,126 @@ final class BatchIngestTests: XCTestCase {
         XCTAssertEqual(Importer.jsonString("a\"b\\c\n\u{1}é/"), #""a\"b\\c\n\u0001é/""#)
     }
 }
+
+/// `dsch import` killed with SIGKILL mid-way, on SQLite and (when installed) PostgreSQL: the database
+/// holds whole batches only, each image with its code and thumbnail (and, on PostgreSQL, its change-log
+/// row), and running the import again stores exactly the rest.
+final class ImportKillTests: XCTestCase {
+    private static let server = SharedTemporaryPostgres()
+    private static let token = "import-kill-test-token-0123456789"
+
+    override class func tearDown() {
+        server.destroy()
+        super.tearDown()
+    }
+
+    private static let imageCount = 3000
+    private static let batchSize = 50
+
+    func testKilledImportIntoSQLiteKeepsWholeBatchesAndResumes() throws {
+        let directory = try makeTemporaryDirectory(self)
+        try killAndResume(database: directory.appendingPathComponent("dsch.sqlite").path, directory: directory) {
+            try Store(path: directory.appendingPathComponent("dsch.sqlite").path)
+        }
+    }
+
+    func testKilledImportIntoPostgreSQLKeepsTheChangeLogInStep() throws {
+        let url = try Self.server.get().createDatabase()
+        try killAndResume(database: url, directory: try makeTemporaryDirectory(self)) { try PostgresStore(url: url) }
+    }
+
+    /// Runs `dsch import`, kills it once part is stored, checks the database, then imports again.
+    private func killAndResume(database: String, directory: URL, open: () throws -> ServiceStore) throws {
+        let files = try writeIDX(count: Self.imageCount, in: directory)
+        let arguments = ["import", "--database", database, "--batch-size", "\(Self.batchSize)", "--labels", files.labels, files.images]
+        let first = try ImportProcess(arguments: arguments)
+        XCTAssertTrue(waitUntil(timeout: 120) { first.importedSoFar >= 600 || !first.process.isRunning }, first.log)
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        XCTAssertEqual(first.process.terminationReason, .uncaughtSignal, "killed mid-way, not finished: \(first.log)")
+
+        let store = try open()
+        let stored = try store.imageCount()
+        XCTAssertGreaterThan(stored, 0)
+        XCTAssertLessThan(stored, Self.imageCount, "the kill came before the end")
+        XCTAssertEqual(stored % Self.batchSize, 0, "a batch is stored whole or not at all")
+        let version = try XCTUnwrap(try store.activeModelVersion())
+        let codes = try store.codes(modelVersion: version)
+        XCTAssertEqual(codes.count, stored, "every stored image has its code")
+        XCTAssertEqual(try store.thumbnailsMissingCode(modelVersion: version, afterID: 0, limit: 10).count, 0)
+        let thumbnails = try store.thumbnails(afterID: 0, limit: Self.imageCount)
+        XCTAssertEqual(thumbnails.count, stored)
+        XCTAssertTrue(thumbnails.allSatisfy { $0.thumbnail.count == 32 * 32 * 3 }, "every thumbnail is whole")
+        let last = try XCTUnwrap(try store.listImages(afterID: try store.maxImageID() - 1, limit: 1, filters: []).first)
+        XCTAssertEqual(last.metadataJSON, "{\"index\":\(stored - 1),\"label\":\((stored - 1) % 10),\"source\":\"test-images-idx3-ubyte\"}",
+                       "batches are committed in file order")
+        if let sqlite = store as? Store {
+            XCTAssertEqual(try sqlite.integrityCheck(), "ok")
+        }
+        if let feed = store.changeFeed {
+            // A new store is another replica: every code the import logged is fed to it.
+            let changes = try feed.changes(after: 0, limit: Self.imageCount * 2)
+            let logged = changes.compactMap { change -> (Int64, [UInt8])? in
+                if case let .code(imageID, modelVersion, code) = change.change, modelVersion == version { return (imageID, code) }
+                return nil
+            }
+            XCTAssertEqual(logged.map(\.0), codes.map(\.imageID), "one change per stored image, in id order")
+            XCTAssertEqual(logged.map(\.1), codes.map(\.code), "the change log carries the stored codes")
+        }
+        store.close()
+
+        let second = try ImportProcess(arguments: arguments)
+        second.process.waitUntilExit()
+        XCTAssertEqual(second.process.terminationStatus, 0, second.log)
+        XCTAssertTrue(second.output.contains("new \(Self.imageCount - stored), already stored \(stored), failed 0"), second.output + second.log)
+        let reopened = try open()
+        defer { reopened.close() }
+        XCTAssertEqual(try reopened.imageCount(), Self.imageCount, "the rest is stored, nothing twice")
+        XCTAssertEqual(try reopened.codes(modelVersion: version).count, Self.imageCount)
+    }
+
+    /// A `dsch import` child process whose progress and output are collected as they come.
+    private final class ImportProcess {
+        let process = Process()
+        private let errors = Locked("")
+        private let standardOutput = Locked("")
+
+        init(arguments: [String]) throws {
+            let executable = ProcessTests.productsDirectory.appendingPathComponent("dsch")
+            guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+                throw XCTSkip("the dsch executable is not built next to the tests (run `swift build` first)")
+            }
+            process.executableURL = executable
+            process.arguments = arguments
+            process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DSCH_") }
+                .merging(["DSCH_ADMIN_TOKEN": ImportKillTests.token]) { $1 }
+            let errorPipe = Pipe(), outputPipe = Pipe()
+            process.standardError = errorPipe
+            process.standardOutput = outputPipe
+            errorPipe.fileHandleForReading.readabilityHandler = { [errors] handle in
+                let chunk = String(decoding: handle.availableData, as: UTF8.self)
+                errors.update { $0 += chunk }
+            }
+            outputPipe.fileHandleForReading.readabilityHandler = { [standardOutput] handle in
+                let chunk = String(decoding: handle.availableData, as: UTF8.self)
+                standardOutput.update { $0 += chunk }
+            }
+            try process.run()
+        }
+
+        var log: String { errors.read { $0 } }
+
+        /// Standard output once the process ended (the pipe may hold the last bytes a moment longer).
+        var output: String {
+            _ = waitUntil(timeout: 5) { standardOutput.read { $0.contains("\n") } }
+            return standardOutput.read { $0 }
+        }
+
+        /// The newest "imported N/M" progress count.
+        var importedSoFar: Int {
+            let text = log
+            guard let range = text.range(of: "imported ", options: .backwards) else { return 0 }
+            return Int(text[range.upperBound...].prefix { $0.isNumber }) ?? 0
+        }
+    }
+}
