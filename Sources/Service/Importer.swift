@@ -60,6 +60,8 @@ public struct Importer {
     /// image files. `labels` (an IDX label file) adds `{"label": n, "index": i}` metadata to IDX images.
     public func run(paths: [String], labels: String? = nil, limit: Int? = nil) throws -> Summary {
         var pipeline = Pipeline(importer: self)
+        // A path that cannot be read ends the import, but not before the batch in flight is stored.
+        defer { pipeline.finish() }
         for path in paths {
             if try isIDX(path) {
                 try importIDX(path: path, labels: labels, limit: limit, pipeline: &pipeline)
