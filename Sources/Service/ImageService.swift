@@ -13,6 +13,26 @@ public struct IngestResult: Sendable {
     public var modelVersion: Int
 }
 
+/// One image of a batch upload: the bytes as received and optional metadata JSON.
+public struct Upload: Sendable {
+    public var bytes: [UInt8]
+    public var metadataJSON: String?
+    public init(bytes: [UInt8], metadataJSON: String?) { self.bytes = bytes; self.metadataJSON = metadataJSON }
+}
+
+/// An upload decoded, thumbnailed and hashed, ready to be encoded and stored, or why it cannot be.
+public struct PreparedUpload: Sendable {
+    let image: Result<NewImage, ServiceError>
+}
+
+/// What became of one image of a batch.
+public enum BatchIngestOutcome: Equatable, Sendable {
+    /// Stored under `id`; `created` is false when identical bytes were stored before (or earlier in the batch).
+    case stored(id: Int64, created: Bool)
+    /// Refused (not an image, damaged, metadata over the limits); the rest of the batch is unaffected.
+    case failed(ServiceError)
+}
+
 /// One search hit with the stored image's metadata.
 public struct SearchHit: Sendable {
     public var neighbor: Neighbor
@@ -166,6 +186,87 @@ public final class ImageService: @unchecked Sendable {
             }
             let storedCode = inserted.created ? code : (model.code(for: inserted.id) ?? code)
             return IngestResult(record: record, created: inserted.created, code: BinaryCode.hex(storedCode, bits: model.bits), modelVersion: model.version)
+        }
+    }
+
+    // MARK: Batch ingest
+
+    /// `prepare` then `store`: a batch decoded on every core, encoded in one pass and stored in one
+    /// transaction. Each image gets its own outcome, so a damaged one costs only itself.
+    public func ingest(batch uploads: [Upload]) throws -> [BatchIngestOutcome] {
+        try store(prepare(uploads))
+    }
+
+    /// Checks metadata, decodes, thumbnails and hashes every upload, spread over the cores. Needs no
+    /// lock, so a caller may prepare the next batch while the previous one is being stored.
+    public func prepare(_ uploads: [Upload]) -> [PreparedUpload] {
+        var prepared = [PreparedUpload?](repeating: nil, count: uploads.count)
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, uploads.count / 8))
+        prepared.withUnsafeMutableBufferPointer { slots in
+            let slots = slots
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for index in stride(from: worker, to: uploads.count, by: workers) {
+                    slots[index] = PreparedUpload(image: prepareOne(uploads[index]))
+                }
+            }
+        }
+        return prepared.map { $0! }
+    }
+
+    private func prepareOne(_ upload: Upload) -> Result<NewImage, ServiceError> {
+        do {
+            let metadata = try metadataPolicy.canonical(upload.metadataJSON)
+            let thumbnail = try decodeThumbnail(upload.bytes)
+            let image = try ImageDecoder.info(upload.bytes, limits: decodeLimits)
+            return .success(NewImage(sha256: SHA256.hexDigest(upload.bytes), contentType: image.format.mimeType, width: image.width,
+                                     height: image.height, original: upload.bytes, thumbnail: thumbnail, metadataJSON: metadata))
+        } catch let error as ServiceError {
+            return .failure(error)
+        } catch let error as ImagingError {
+            return .failure(ServiceError.from(error))
+        } catch {
+            return .failure(.unprocessable("\(error)"))
+        }
+    }
+
+    /// Encodes the prepared images under the current version in one pass and stores them in one
+    /// transaction (`ServiceStore.insertImages`); the new codes join the in-memory index. A failing
+    /// transaction throws and stores nothing of the batch. When another replica activates a version
+    /// meanwhile, the batch is encoded again under it, as a single upload would be.
+    public func store(_ prepared: [PreparedUpload]) throws -> [BatchIngestOutcome] {
+        var outcomes = prepared.map { upload -> BatchIngestOutcome in
+            if case .failure(let error) = upload.image { return .failed(error) }
+            return .stored(id: 0, created: false)
+        }
+        let positions = prepared.indices.filter { if case .success = prepared[$0].image { true } else { false } }
+        let images = positions.map { position -> NewImage in
+            guard case .success(let image) = prepared[position].image else { preconditionFailure("filtered to successes") }
+            return image
+        }
+        guard !images.isEmpty else { return outcomes }
+        for _ in 0..<3 {
+            do {
+                let results = try storeEncoded(images)
+                for (position, result) in zip(positions, results) { outcomes[position] = .stored(id: result.id, created: result.created) }
+                return outcomes
+            } catch StoreError.activeVersionChanged {
+                try followChanges()
+            }
+        }
+        throw ServiceError.unavailable("the active model version kept changing while the images were stored; import them again")
+    }
+
+    /// Encodes and stores under the current version, with uploads and model swaps kept apart.
+    private func storeEncoded(_ images: [NewImage]) throws -> [InsertResult] {
+        try ingestGate.reading {
+            let model = currentModel
+            let codes = model.codes(for: images.map(\.thumbnail))
+            return try membership.withLock {
+                let results = try store.insertImages(images, codes: codes.map { BinaryCode.bytes($0, bits: model.bits) },
+                                                     modelVersion: model.version)
+                for (result, code) in zip(results, codes) where result.created { try model.add(id: result.id, code: code) }
+                return results
+            }
         }
     }
 

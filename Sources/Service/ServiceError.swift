@@ -72,6 +72,13 @@ public enum ServiceError: HTTPResponseError, CustomStringConvertible {
     }
 }
 
+/// Two errors are the same when a client sees the same status and message.
+extension ServiceError: Equatable {
+    public static func == (left: ServiceError, right: ServiceError) -> Bool {
+        left.status == right.status && left.message == right.message
+    }
+}
+
 /// The database being unreachable is the client's 503: the same answer as `ServiceError.unavailable`,
 /// with a `Retry-After`, so routes need not know which store they talk to.
 extension StorageUnavailableError: HTTPResponseError {

@@ -59,6 +59,8 @@ public struct PostgresRow: Sendable {
 /// Parameters are sent as text, except byte arrays, which go in binary so blobs are never escaped.
 public final class PostgresConnection {
     private var handle: OpaquePointer?
+    /// Names of the statements prepared on this session, by SQL text; they live as long as the session.
+    private var preparedNames: [String: String] = [:]
 
     /// Connects to a `postgresql://` URI (or a `key=value` string). Unless the URI says otherwise,
     /// connecting gives up after `connectTimeoutSeconds` and TCP keepalives notice a vanished server
@@ -126,6 +128,7 @@ public final class PostgresConnection {
     public func close() {
         if let handle { PQfinish(handle) }
         handle = nil
+        preparedNames = [:]
     }
 
     /// Runs one or more statements without parameters (migrations, `SET`, `LISTEN`).
@@ -134,10 +137,11 @@ public final class PostgresConnection {
         PQclear(result)
     }
 
-    /// Runs a statement and returns its rows.
+    /// Runs a statement and returns its rows. With `prepared`, the statement is parsed and planned once
+    /// per session and reused, which pays off for the large statements a batch repeats.
     @discardableResult
-    public func query(_ sql: String, _ values: [SQLValue] = []) throws -> [PostgresRow] {
-        let result = try run(sql, values)
+    public func query(_ sql: String, _ values: [SQLValue] = [], prepared: Bool = false) throws -> [PostgresRow] {
+        let result = try run(sql, values, prepared: prepared)
         defer { PQclear(result) }
         let rowCount = PQntuples(result), columnCount = PQnfields(result)
         var rows: [PostgresRow] = []
@@ -164,10 +168,10 @@ public final class PostgresConnection {
         try query(sql, values).first
     }
 
-    /// Runs a statement; returns the number of rows it changed.
+    /// Runs a statement (prepared once per session with `prepared`); returns the number of rows it changed.
     @discardableResult
-    public func update(_ sql: String, _ values: [SQLValue] = []) throws -> Int {
-        let result = try run(sql, values)
+    public func update(_ sql: String, _ values: [SQLValue] = [], prepared: Bool = false) throws -> Int {
+        let result = try run(sql, values, prepared: prepared)
         defer { PQclear(result) }
         return Int(String(cString: PQcmdTuples(result))) ?? 0
     }
@@ -223,8 +227,19 @@ public final class PostgresConnection {
         return handle
     }
 
-    private func run(_ sql: String, _ values: [SQLValue]) throws -> OpaquePointer {
+    private func run(_ sql: String, _ values: [SQLValue], prepared: Bool = false) throws -> OpaquePointer {
         let connection = try open()
+        var preparedName: String?
+        if prepared {
+            if let name = preparedNames[sql] {
+                preparedName = name
+            } else {
+                let name = "dsch_\(preparedNames.count + 1)"
+                PQclear(try checked(PQprepare(connection, name, sql, Int32(values.count), nil), sql: sql))
+                preparedNames[sql] = name
+                preparedName = name
+            }
+        }
         // Each parameter becomes a malloc'd buffer that lives until the call returns.
         var buffers: [UnsafeMutablePointer<CChar>?] = []
         var lengths: [Int32] = []
@@ -249,7 +264,10 @@ public final class PostgresConnection {
             }
         }
         let result = buffers.map { UnsafePointer($0) }.withUnsafeBufferPointer { valuePointers in
-            PQexecParams(connection, sql, Int32(values.count), nil, valuePointers.baseAddress, lengths, formats, 0)
+            if let preparedName {
+                return PQexecPrepared(connection, preparedName, Int32(values.count), valuePointers.baseAddress, lengths, formats, 0)
+            }
+            return PQexecParams(connection, sql, Int32(values.count), nil, valuePointers.baseAddress, lengths, formats, 0)
         }
         return try checked(result, sql: sql)
     }

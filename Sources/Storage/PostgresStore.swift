@@ -73,6 +73,22 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
     private func log(_ changes: [Change], in connection: PostgresConnection) throws {
         guard !changes.isEmpty else { return }
         try connection.query("SELECT pg_advisory_xact_lock($1)", [.integer(Self.changeLogLock)])
+        let codes = changes.compactMap { change -> (imageID: Int64, modelVersion: Int, code: [UInt8])? in
+            if case let .code(imageID, version, code) = change { return (imageID, version, code) }
+            return nil
+        }
+        if codes.count > 1 && codes.count == changes.count {
+            // A batch of uploads: one multi-row statement per chunk instead of a round trip per row.
+            for start in stride(from: 0, to: codes.count, by: Self.insertChunkSize) {
+                let chunk = codes[start..<min(start + Self.insertChunkSize, codes.count)]
+                let rows = (0..<chunk.count).map { row in "('code', " + Self.placeholders(4, from: row * 4 + 1) + ")" }.joined(separator: ", ")
+                try connection.update("INSERT INTO change_log (kind, image_id, model_version, code, origin) VALUES \(rows)",
+                                      chunk.flatMap { [SQLValue.integer($0.imageID), .int($0.modelVersion), .blob($0.code), .text(replicaID)] },
+                                      prepared: true)
+            }
+            try connection.query("SELECT pg_notify($1, '')", [.text(Self.channel)])
+            return
+        }
         for change in changes {
             switch change {
             case let .code(imageID, version, code):
@@ -134,6 +150,77 @@ public final class PostgresStore: ServiceStore, ChangeFeed, @unchecked Sendable 
                 throw StoreError.activeVersionChanged(encoded: modelVersion, active: active)
             }
             return InsertResult(id: id, created: true)
+        }
+    }
+
+    /// Rows per multi-row `INSERT` of a batch: 8 parameters each stays far below PostgreSQL's limit of
+    /// 65,535, and few distinct row counts means few prepared statements per session.
+    private static let insertChunkSize = 100
+
+    /// `($first, …), (…), …`: `rows` groups of `columns` numbered parameters, for a multi-row `VALUES`.
+    private static func rowPlaceholders(rows: Int, columns: Int) -> String {
+        (0..<rows).map { row in "(" + placeholders(columns, from: row * columns + 1) + ")" }.joined(separator: ", ")
+    }
+
+    /// Inserts a batch in one transaction with multi-row statements, prepared once per connection: the
+    /// images (`ON CONFLICT DO NOTHING`, so bytes another replica stores meanwhile are not an error),
+    /// their codes, and their change-log rows, then checks the active version as `insertImage` does.
+    /// Copies within the batch are collapsed first: a statement may not touch the same row twice.
+    public func insertImages(_ images: [NewImage], codes: [[UInt8]], modelVersion: Int) throws -> [InsertResult] {
+        precondition(images.count == codes.count, "one code per image")
+        guard !images.isEmpty else { return [] }
+        var firstIndex: [String: Int] = [:]
+        var unique: [Int] = []
+        for (index, image) in images.enumerated() where firstIndex[image.sha256] == nil {
+            firstIndex[image.sha256] = index
+            unique.append(index)
+        }
+        return try transaction { connection in
+            var created: [String: Int64] = [:]
+            for start in stride(from: 0, to: unique.count, by: Self.insertChunkSize) {
+                let chunk = unique[start..<min(start + Self.insertChunkSize, unique.count)]
+                var values: [SQLValue] = []
+                values.reserveCapacity(chunk.count * 8)
+                for index in chunk {
+                    let image = images[index]
+                    values += [.text(image.sha256), .text(image.contentType), .int(image.width), .int(image.height),
+                               .int(image.original.count), .blob(image.original), .blob(image.thumbnail), .optionalText(image.metadataJSON)]
+                }
+                let rows = try connection.query("""
+                    INSERT INTO images (sha256, content_type, width, height, byte_size, original, thumbnail, metadata)
+                    VALUES \(Self.rowPlaceholders(rows: chunk.count, columns: 8))
+                    ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256
+                    """, values, prepared: true)
+                for row in rows { created[row.string(1)] = row.int64(0) }
+            }
+            var existing: [String: Int64] = [:]
+            let stored = unique.map { images[$0].sha256 }.filter { created[$0] == nil }
+            for start in stride(from: 0, to: stored.count, by: Self.idChunkSize) {
+                let chunk = Array(stored[start..<min(start + Self.idChunkSize, stored.count)])
+                for row in try connection.query("SELECT id, sha256 FROM images WHERE sha256 IN (\(Self.placeholders(chunk.count)))",
+                                                chunk.map { .text($0) }) {
+                    existing[row.string(1)] = row.int64(0)
+                }
+            }
+            let newCodes = unique.compactMap { index in created[images[index].sha256].map { (imageID: $0, code: codes[index]) } }
+                .sorted { $0.imageID < $1.imageID }
+            for start in stride(from: 0, to: newCodes.count, by: Self.insertChunkSize) {
+                let chunk = newCodes[start..<min(start + Self.insertChunkSize, newCodes.count)]
+                try connection.update("INSERT INTO codes (image_id, model_version, code) VALUES \(Self.rowPlaceholders(rows: chunk.count, columns: 3))",
+                                      chunk.flatMap { [SQLValue.integer($0.imageID), .int(modelVersion), .blob($0.code)] }, prepared: true)
+            }
+            try log(newCodes.map { .code(imageID: $0.imageID, modelVersion: modelVersion, code: $0.code) }, in: connection)
+            if !newCodes.isEmpty, let active = try Self.activeVersion(connection), active != modelVersion {
+                throw StoreError.activeVersionChanged(encoded: modelVersion, active: active)
+            }
+            return try images.enumerated().map { index, image in
+                if let id = created[image.sha256] { return InsertResult(id: id, created: firstIndex[image.sha256] == index) }
+                guard let id = existing[image.sha256] else {
+                    // Read committed: a concurrent insert of the same bytes has committed by now.
+                    throw StorageUnavailableError(reason: "an image with the same bytes was being stored concurrently and vanished; retry")
+                }
+                return InsertResult(id: id, created: false)
+            }
         }
     }
 

@@ -17,6 +17,11 @@ public protocol ServiceStore: AnyObject, Sendable {
     /// Throws `StoreError.activeVersionChanged` when another replica activated a version other than
     /// `modelVersion` meanwhile (the caller follows the change and encodes again).
     func insertImage(_ image: NewImage, code: [UInt8], modelVersion: Int) throws -> InsertResult
+    /// Inserts many images with their codes (`codes[i]` is `images[i]`'s) in one transaction and
+    /// returns one result per image, in order. An image whose sha256 is stored already, or appears
+    /// earlier in the same batch, gets that image's id with `created` false. Throws
+    /// `StoreError.activeVersionChanged` as `insertImage` does, and then stores nothing.
+    func insertImages(_ images: [NewImage], codes: [[UInt8]], modelVersion: Int) throws -> [InsertResult]
     /// One image's metadata, nil when the id is unknown.
     func image(id: Int64) throws -> ImageRecord?
     /// The records of those `ids` that exist.

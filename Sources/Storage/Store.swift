@@ -252,20 +252,35 @@ public final class Store: ServiceStore, @unchecked Sendable {
     /// Inserts image and its code in one transaction; identical sha256 returns the existing id.
     /// `metadataJSON` must be valid JSON and `modelVersion` an existing model (the schema enforces both).
     public func insertImage(_ image: NewImage, code: [UInt8], modelVersion: Int) throws -> InsertResult {
-        try writeTransaction { database in
-            if let existing = try database.queryScalarInt("SELECT id FROM images WHERE sha256 = ?", [.text(image.sha256)]) {
-                return InsertResult(id: existing, created: false)
+        try insertImages([image], codes: [code], modelVersion: modelVersion)[0]
+    }
+
+    /// Inserts a batch in one transaction through the writer's cached statements: one commit (and one
+    /// sync to disk) for the whole batch is what makes bulk imports fast. A sha256 seen earlier in the
+    /// batch is found by the same lookup as a stored one, since the transaction sees its own rows.
+    public func insertImages(_ images: [NewImage], codes: [[UInt8]], modelVersion: Int) throws -> [InsertResult] {
+        precondition(images.count == codes.count, "one code per image")
+        guard !images.isEmpty else { return [] }
+        return try writeTransaction { database in
+            var results: [InsertResult] = []
+            results.reserveCapacity(images.count)
+            for (image, code) in zip(images, codes) {
+                if let existing = try database.queryScalarInt("SELECT id FROM images WHERE sha256 = ?", [.text(image.sha256)]) {
+                    results.append(InsertResult(id: existing, created: false))
+                    continue
+                }
+                try database.run("""
+                    INSERT INTO images (sha256, content_type, width, height, byte_size, thumbnail, metadata)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, [.text(image.sha256), .text(image.contentType), .int(image.width), .int(image.height),
+                          .int(image.original.count), .blob(image.thumbnail), .optionalText(image.metadataJSON)])
+                let id = database.lastInsertRowID
+                try database.run("INSERT INTO image_originals (image_id, original) VALUES (?, ?)", [.integer(id), .blob(image.original)])
+                try database.run("INSERT INTO codes (image_id, model_version, code) VALUES (?, ?, ?)",
+                                 [.integer(id), .int(modelVersion), .blob(code)])
+                results.append(InsertResult(id: id, created: true))
             }
-            try database.run("""
-                INSERT INTO images (sha256, content_type, width, height, byte_size, thumbnail, metadata)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, [.text(image.sha256), .text(image.contentType), .int(image.width), .int(image.height),
-                      .int(image.original.count), .blob(image.thumbnail), .optionalText(image.metadataJSON)])
-            let id = database.lastInsertRowID
-            try database.run("INSERT INTO image_originals (image_id, original) VALUES (?, ?)", [.integer(id), .blob(image.original)])
-            try database.run("INSERT INTO codes (image_id, model_version, code) VALUES (?, ?, ?)",
-                             [.integer(id), .int(modelVersion), .blob(code)])
-            return InsertResult(id: id, created: true)
+            return results
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import HTTP
+import NeuralNet
 import Service
 
 /// The command-line interface: `dsch serve|import|train|eval|config|bench`, each with `--help`.
@@ -32,13 +33,16 @@ let serveUsage = """
     """
 
 let importUsage = """
-    Usage: dsch import [--database FILE | --url http://HOST:PORT] [--config FILE] [--labels IDX_LABELS] [--limit N] PATH...
+    Usage: dsch import [--database FILE | --url http://HOST:PORT] [--config FILE] [--labels IDX_LABELS] [--limit N]
+                       [--batch-size N] PATH...
 
     Indexes every JPEG/PNG under each folder PATH, image files, or IDX image files (plain or .gz, such as
     /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz). With --labels, each IDX image gets
     {"label": n} metadata. Identical images are stored once. With --url the images go through a running
     server's POST /v1/images; without it they are written to the database directly (stop the server
-    first, or restart it afterwards so that its index sees the new images).
+    first, or restart it afterwards so that its index sees the new images). Into a database, images are
+    stored --batch-size at a time (default 500), each batch in one transaction: a killed import loses
+    at most the batch in flight, and running it again stores the rest.
     """
 
 let duplicatesUsage = """
@@ -137,7 +141,7 @@ func serve(_ arguments: [String]) throws {
 }
 
 func importImages(_ arguments: [String]) throws {
-    let (options, positional) = try parseOptions(arguments, known: ["database", "config", "labels", "limit", "url"])
+    let (options, positional) = try parseOptions(arguments, known: ["database", "config", "labels", "limit", "url", "batch-size"])
     if options["help"] != nil { print(importUsage); return }
     guard !positional.isEmpty else { throw UsageError(description: "import needs at least one PATH\n\n" + importUsage) }
     var limit: Int?
@@ -145,24 +149,34 @@ func importImages(_ arguments: [String]) throws {
         guard let value = Int(text), value > 0 else { throw UsageError(description: "--limit must be a positive integer") }
         limit = value
     }
+    var batchSize = 500
+    if let text = options["batch-size"] {
+        guard let value = Int(text), (1...10_000).contains(value) else { throw UsageError(description: "--batch-size must be an integer from 1 to 10000") }
+        batchSize = value
+    }
+    // A batch is encoded while the next one is decoded on every core: OpenBLAS's own thread pool would
+    // only spin against that work, so encoders split their work themselves (see ComputeThreads).
+    ComputeThreads.set(ProcessInfo.processInfo.activeProcessorCount)
     let logger = Logger()
     var service: ImageService?
     defer { service?.close() }
-    let ingest: Importer.Ingest
-    if let url = options["url"] {
-        ingest = try remoteIngest(url: url)
-    } else {
-        let opened = try ImageService(configuration: try configuration(options, flagKeys: ["database": "database.path"]), logger: logger)
-        service = opened
-        ingest = { try opened.ingest(bytes: $0, metadataJSON: $1).created }
-    }
-    let started = Date()
-    let importer = Importer(ingest: ingest, logger: logger) { done, total in
+    // Set again once the database is open, so that the rate counts importing only.
+    var started = Date()
+    let progress: (Int, Int) -> Void = { done, total in
         let seconds = max(Date().timeIntervalSince(started), 1e-9)
         let line = String(format: "\rimported %d/%d  %.0f images/s", done, total, Double(done) / seconds)
         FileHandle.standardError.write(Data(line.utf8))
         if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
     }
+    let importer: Importer
+    if let url = options["url"] {
+        importer = Importer(ingest: try remoteIngest(url: url), logger: logger, progress: progress)
+    } else {
+        let opened = try ImageService(configuration: try configuration(options, flagKeys: ["database": "database.path"]), logger: logger)
+        service = opened
+        importer = Importer(service: opened, logger: logger, batchSize: batchSize, progress: progress)
+    }
+    started = Date()
     let summary = try importer.run(paths: positional, labels: options["labels"], limit: limit)
     print("new \(summary.created), already stored \(summary.duplicates), failed \(summary.failed), " +
           String(format: "%.1f s", Date().timeIntervalSince(started)))

@@ -14,6 +14,8 @@ final class StoreCoverageTests: XCTestCase {
         "ReplicaTests": "replicas exist only on PostgreSQL",
         "StoreCoverageTests": "reads source files",
         "JSONValueTests": "writes response bytes and never opens a store",
+        "BatchIngestTests": "the service's batch path over ServiceStore.insertImages, which StoreConformanceTests checks on both stores",
+        "ImportKillTests": "has a test for each store itself",
     ]
 
     /// A top-level class in a test file: its superclass and the text up to the next top-level class.

@@ -30,6 +30,40 @@ final class PostgresConformanceTests: XCTestCase {
     func testJobsOneAtATime() throws { try conformance().jobsOneAtATime() }
     func testMetadataFiltersAndListing() throws { try conformance().metadataFiltersAndListing() }
     func testJobActivatedBeforeStopSucceeds() throws { try conformance().jobActivatedBeforeStopSucceeds() }
+    func testBatchInsert() throws { try conformance().batchInsert() }
+
+    /// A batch logs one code change per new image, in id order, and none for copies; a batch encoded
+    /// under a version another replica replaced is refused whole.
+    func testBatchInsertFeedsTheChangeLog() throws {
+        let url = try postgres().createDatabase()
+        let writer = try makeStore(url: url), follower = try makeStore(url: url)
+        XCTAssertTrue(try writer.createInitialModel(StoreConformance.model(1, status: .active)))
+        let start = try follower.latestChangeSequence()
+        let stored = try writer.insertImage(StoreConformance.image(1), code: [1, 1], modelVersion: 1).id
+        let images = (0..<250).map { StoreConformance.image(100 + $0) }
+        let results = try writer.insertImages(images + [StoreConformance.image(1), StoreConformance.image(100)],
+                                              codes: (0..<252).map { [UInt8($0 % 256), 7] }, modelVersion: 1)
+        XCTAssertEqual(results.filter(\.created).count, 250, "three chunks of multi-row statements")
+        XCTAssertEqual(results[250], InsertResult(id: stored, created: false))
+        XCTAssertEqual(results[251], InsertResult(id: results[0].id, created: false))
+        let seen = try follower.changes(after: start, limit: 1000)
+        XCTAssertEqual(seen.map(\.change), [.code(imageID: stored, modelVersion: 1, code: [1, 1])]
+                       + (0..<250).map { .code(imageID: results[$0].id, modelVersion: 1, code: [UInt8($0), 7]) })
+        XCTAssertEqual(seen.map(\.sequence), seen.map(\.sequence).sorted())
+        XCTAssertEqual(try writer.changes(after: start, limit: 1000), [], "a replica's own codes are not fed back to it")
+        let again = try writer.insertImages(images.prefix(3).map { $0 }, codes: [[0], [0], [0]], modelVersion: 1)
+        XCTAssertEqual(again.map(\.created), [false, false, false])
+        XCTAssertEqual(try follower.changes(after: seen.last!.sequence, limit: 10), [], "copies log nothing")
+
+        let job = try XCTUnwrap(StoreConformance(store: writer, name: "writer").claimed(try writer.claimJob(kind: "lsh", configJSON: nil)))
+        try writer.insertModel(StoreConformance.model(2, status: .building), forJob: job, progress: 0.8, message: "encoding")
+        try writer.setActiveModelVersion(2)
+        XCTAssertThrowsError(try follower.insertImages([StoreConformance.image(900), StoreConformance.image(901)], codes: [[1], [2]], modelVersion: 1)) {
+            XCTAssertEqual($0 as? StoreError, .activeVersionChanged(encoded: 1, active: 2))
+        }
+        XCTAssertEqual(try follower.imageCount(), 251, "the refused batch was rolled back")
+        XCTAssertEqual(try follower.insertImages([StoreConformance.image(900)], codes: [[1]], modelVersion: 2).map(\.created), [true])
+    }
 
     func testMigrationsAreRecordedOnceAndEditsRefused() throws {
         let url = try postgres().createDatabase()

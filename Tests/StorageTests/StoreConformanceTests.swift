@@ -49,6 +49,34 @@ struct StoreConformance {
         XCTAssertEqual(try store.imageCount(), 2, "a refused insert leaves nothing behind (\(name))")
     }
 
+    /// A batch in one transaction: results in order, copies inside the batch and of stored images get
+    /// the existing id, codes and thumbnails round-trip, and a batch the schema refuses leaves nothing.
+    func batchInsert() throws {
+        XCTAssertTrue(try store.createInitialModel(Self.model(1, status: .active)), name)
+        XCTAssertEqual(try store.insertImages([], codes: [], modelVersion: 1), [], name)
+        let stored = try store.insertImage(Self.image(1), code: [1, 1], modelVersion: 1)
+        let batch = [Self.image(2, metadata: #"{"n":2}"#), Self.image(1), Self.image(3), Self.image(2), Self.image(4)]
+        let results = try store.insertImages(batch, codes: [[2, 2], [9, 9], [3, 3], [8, 8], [4, 4]], modelVersion: 1)
+        XCTAssertEqual(results.count, 5, name)
+        XCTAssertEqual(results.map(\.created), [true, false, true, false, true], name)
+        XCTAssertEqual(results[1].id, stored.id, "a copy of a stored image gets its id (\(name))")
+        XCTAssertEqual(results[3].id, results[0].id, "a copy earlier in the batch gets its id (\(name))")
+        XCTAssertEqual([results[0].id, results[2].id, results[4].id], [results[0].id, results[2].id, results[4].id].sorted(), "ids follow the batch order (\(name))")
+        XCTAssertGreaterThan(results[0].id, stored.id, name)
+        XCTAssertEqual(try store.imageCount(), 4, name)
+        XCTAssertEqual(try store.codes(modelVersion: 1).map(\.code), [[1, 1], [2, 2], [3, 3], [4, 4]], "each image keeps its first code (\(name))")
+        XCTAssertEqual(try store.thumbnails(ids: [results[2].id]).map(\.thumbnail), [Self.image(3).thumbnail], name)
+        XCTAssertEqual(try store.imageContent(id: results[4].id)?.bytes, Self.image(4).original, name)
+        XCTAssertEqual(try store.image(id: results[0].id)?.metadataJSON, #"{"n":2}"#, name)
+
+        let again = try store.insertImages([Self.image(4), Self.image(3)], codes: [[0, 0], [0, 0]], modelVersion: 1)
+        XCTAssertEqual(again, [InsertResult(id: results[4].id, created: false), InsertResult(id: results[2].id, created: false)], name)
+        XCTAssertThrowsError(try store.insertImages([Self.image(5), Self.image(6, metadata: "{not json")], codes: [[5, 5], [6, 6]], modelVersion: 1),
+                             "the schema refuses the batch (\(name))")
+        XCTAssertEqual(try store.imageCount(), 4, "a refused batch leaves nothing behind, not even its valid images (\(name))")
+        XCTAssertEqual(try store.codes(modelVersion: 1).count, 4, name)
+    }
+
     /// `MetadataFilter`'s rule, listing pages and the newest jobs: the same answers from every store.
     func metadataFiltersAndListing() throws {
         XCTAssertTrue(try store.createInitialModel(Self.model(1, status: .active)), name)
@@ -173,6 +201,7 @@ final class SQLiteConformanceTests: XCTestCase {
     func testJobsOneAtATime() throws { try conformance().jobsOneAtATime() }
     func testMetadataFiltersAndListing() throws { try conformance().metadataFiltersAndListing() }
     func testJobActivatedBeforeStopSucceeds() throws { try conformance().jobActivatedBeforeStopSucceeds() }
+    func testBatchInsert() throws { try conformance().batchInsert() }
 
     func testInterruptedJobFailsAtStartAndItsModelGoes() throws {
         let conformance = try conformance()
