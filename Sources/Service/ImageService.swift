@@ -550,11 +550,16 @@ public final class ImageService: @unchecked Sendable {
     /// Loads a version another replica activated (its codes are all stored by then) and serves it.
     private func swapToRemote(version: Int) throws {
         let model = try loadModel(version: version)
-        ingestGate.writing {
+        let swapped = ingestGate.writing {
             modelLock.lock()
+            defer { modelLock.unlock() }
+            // This replica's own worker may have activated the version while it loaded: its index is
+            // newer than the rows read here (uploads since went into it), so it stays.
+            guard serving.version != version else { return false }
             serving = model
-            modelLock.unlock()
+            return true
         }
+        guard swapped else { return }
         logger.info("followed activation", [("version", "\(version)"), ("codes", "\(model.count)")])
     }
 

@@ -143,7 +143,7 @@ class RetrainTests: ServiceTestCase {
             let search = try client.request("POST", "/v1/search?k=5", body: try TestImages.png(seed: UInt64(seed)))
             XCTAssertEqual(search.json["model_version"] as? Int, 2)
             let exact = (search.json["results"] as? [[String: Any]] ?? []).filter { $0["distance"] as? Int == 0 }
-            XCTAssertTrue(exact.contains { $0["id"] as? Int == id }, "image \(id) is searchable under version 2")
+            XCTAssertTrue(exact.contains { $0["id"] as? Int == id }, "image \(id) is searchable under version 2: \(search.text)")
         }
         let metrics = try client.request("GET", "/metrics").text
         XCTAssertTrue(metrics.contains("dsch_retrain_jobs{status=\"succeeded\"} 1"), metrics)
