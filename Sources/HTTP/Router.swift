@@ -87,7 +87,9 @@ public enum RouteExecution: Sendable {
     /// work whose memory or CPU grows with the request, such as decoding an uploaded image.
     case workerPool
     /// On the connection's own thread, skipping the hand-off to the pool and back (two thread wake-ups
-    /// per request): for handlers whose work is small and bounded by configuration, not by the client.
+    /// per request): for handlers that answer briefly from memory. A handler that waits on a shared
+    /// resource (the database's few connections) belongs on the pool, where it queues in order instead
+    /// of contending from every connection's thread.
     case connectionThread
 }
 

@@ -161,8 +161,7 @@ public final class HTTPServer: @unchecked Sendable {
                 close(descriptor)
             }
             thread.name = "http-connection"
-            // Room for the handlers that run on the connection's thread (SQLite, JSON), not only its I/O.
-            thread.stackSize = 1 << 20
+            thread.stackSize = 256 << 10
             thread.start()
         }
         close(listenDescriptor)
