@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -13,21 +14,29 @@ enum ResponseEncoding {
     /// The status line, headers and body of `response`, with Content-Length, Date, Connection and X-Request-Id set.
     /// A response to HEAD keeps its Content-Length but loses its body; 204 has neither (RFC 9110 §8.6).
     static func encode(_ response: HTTPResponse, requestID: String, keepAlive: Bool, requestMethod: String = "GET", date: Date = Date()) -> [UInt8] {
-        var head = "HTTP/1.1 \(response.status) \(reasonPhrase(response.status))\r\n"
+        // Written straight to bytes: building the head as one String cost more than the request itself.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(192 + response.body.count)
+        func line(_ parts: String...) {
+            for part in parts { bytes.append(contentsOf: part.utf8) }
+            bytes.append(contentsOf: [0x0D, 0x0A])
+        }
+        line("HTTP/1.1 ", String(response.status), " ", reasonPhrase(response.status))
         for field in response.headers where !serverOwned.contains(field.name.lowercased()) {
             // CR or LF in a field would let a handler split the response: names must be tokens and
-            // line breaks are dropped from values (scalar by scalar, since "\r\n" is one Character).
+            // line breaks are dropped from values (byte by byte, since "\r\n" is one Character).
             guard !field.name.isEmpty, field.name.utf8.allSatisfy(isTokenCharacter) else { continue }
-            var value = String.UnicodeScalarView()
-            value.append(contentsOf: field.value.unicodeScalars.filter { $0 != "\r" && $0 != "\n" })
-            head += "\(field.name): \(String(value))\r\n"
+            bytes.append(contentsOf: field.name.utf8)
+            bytes.append(contentsOf: ": ".utf8)
+            bytes.append(contentsOf: field.value.utf8.lazy.filter { $0 != 0x0D && $0 != 0x0A })
+            bytes.append(contentsOf: [0x0D, 0x0A])
         }
         let noContent = response.status == 204 || response.status == 304
-        if !noContent { head += "Content-Length: \(response.body.count)\r\n" }
-        head += "Date: \(httpDate(date))\r\n"
-        head += "Connection: \(keepAlive ? "keep-alive" : "close")\r\n"
-        head += "X-Request-Id: \(requestID)\r\n\r\n"
-        var bytes = Array(head.utf8)
+        if !noContent { line("Content-Length: ", String(response.body.count)) }
+        line("Date: ", httpDate(date))
+        line("Connection: ", keepAlive ? "keep-alive" : "close")
+        line("X-Request-Id: ", requestID)
+        bytes.append(contentsOf: [0x0D, 0x0A])
         if requestMethod != "HEAD" && !noContent { bytes.append(contentsOf: response.body) }
         return bytes
     }
@@ -84,13 +93,18 @@ enum RequestID {
     /// Longest client-supplied id kept; a UUID (36) or a W3C trace id (32) fits.
     static let maxClientLength = 64
 
-    /// The client's `X-Request-Id` if it is 1 to 64 characters of `A-Z a-z 0-9 - _ . :`, otherwise 32 random hex digits.
+    /// Drawn once per process, so that ids from several processes (replicas, restarts) do not collide.
+    private static let processPrefix = hex(UInt64.random(in: .min ... .max))
+    /// Numbers the ids of this process; no two requests of one process share one.
+    private static let sequence = Atomic<UInt64>(0)
+
+    /// The client's `X-Request-Id` if it is 1 to 64 characters of `A-Z a-z 0-9 - _ . :`, otherwise 32 hex
+    /// digits: a random number drawn when the process started and a sequence number (two reads of the
+    /// system's random source per request cost more than the rest of a small request).
     static func make(clientValue: String?) -> String {
         if let value = clientValue, isAcceptable(value) { return value }
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        return hex(high) + hex(low)
+        let number = sequence.add(1, ordering: .relaxed).newValue
+        return processPrefix + hex(number)
     }
 
     /// Letters, digits and `-_.:` only: nothing a log line or a response header could misread.

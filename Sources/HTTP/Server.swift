@@ -183,7 +183,9 @@ public final class HTTPServer: @unchecked Sendable {
     /// The one log line every request gets. Values from the client go through `logValue`, so they cannot
     /// add fields or lines.
     func logRequest(requestID: String, method: String, path: String, status: Int, seconds: Double, bytes: Int) {
-        let milliseconds = String(format: "%.1f", seconds * 1000)
+        // Tenths of a millisecond by integer arithmetic: `String(format:)` cost 7 % of a small request.
+        let tenths = Int((max(0, seconds) * 10_000).rounded())
+        let milliseconds = "\(tenths / 10).\(tenths % 10)"
         log("request_id=\(logValue(requestID)) method=\(logValue(method)) path=\(logValue(loggablePath(path))) status=\(status) duration_ms=\(milliseconds) bytes=\(bytes)")
     }
 
