@@ -153,29 +153,38 @@ public final class ImageService: @unchecked Sendable {
     /// Decodes, thumbnails, encodes and stores one upload; identical bytes return the existing image.
     /// `metadataJSON` is checked against the metadata limits and stored in canonical form.
     public func ingest(bytes: [UInt8], metadataJSON: String?) throws -> IngestResult {
+        let image = try newImage(bytes: bytes, metadataJSON: metadataJSON)
+        return try retryingWhileTheActiveVersionChanges(
+            "the active model version kept changing while the image was stored; upload it again") { try ingest(image) }
+    }
+
+    /// An upload checked, decoded, thumbnailed and hashed: what the store keeps of it.
+    private func newImage(bytes: [UInt8], metadataJSON: String?) throws -> NewImage {
         let metadata = try metadataPolicy.canonical(metadataJSON)
         let thumbnail = try decodeThumbnail(bytes)
         let image = try ImageDecoder.info(bytes, limits: decodeLimits)
-        let sha256 = SHA256.hexDigest(bytes)
-        // Another replica may activate a new version between encoding and the insert; the store then
-        // refuses the stale code, this replica follows the activation and encodes again.
+        return NewImage(sha256: SHA256.hexDigest(bytes), contentType: image.format.mimeType, width: image.width,
+                        height: image.height, original: bytes, thumbnail: thumbnail, metadataJSON: metadata)
+    }
+
+    /// Runs `body` (encode and store), again after following the change log when another replica
+    /// activated a new version between encoding and the insert (the store refuses the stale code).
+    private func retryingWhileTheActiveVersionChanges<T>(_ giveUpMessage: String, _ body: () throws -> T) throws -> T {
         for _ in 0..<3 {
             do {
-                return try ingest(bytes: bytes, thumbnail: thumbnail, image: image, sha256: sha256, metadata: metadata)
+                return try body()
             } catch StoreError.activeVersionChanged {
                 try followChanges()
             }
         }
-        throw ServiceError.unavailable("the active model version kept changing while the image was stored; upload it again")
+        throw ServiceError.unavailable(giveUpMessage)
     }
 
     /// Encodes under the current version and stores, with uploads and model swaps kept apart.
-    private func ingest(bytes: [UInt8], thumbnail: [UInt8], image: ImageInfo, sha256: String, metadata: String?) throws -> IngestResult {
+    private func ingest(_ newImage: NewImage) throws -> IngestResult {
         try ingestGate.reading {
             let model = currentModel
-            let code = model.codes(for: [thumbnail])[0]
-            let newImage = NewImage(sha256: sha256, contentType: image.format.mimeType, width: image.width, height: image.height,
-                                    original: bytes, thumbnail: thumbnail, metadataJSON: metadata)
+            let code = model.codes(for: [newImage.thumbnail])[0]
             let inserted = try membership.withLock {
                 let inserted = try store.insertImage(newImage, code: BinaryCode.bytes(code, bits: model.bits), modelVersion: model.version)
                 if inserted.created { try model.add(id: inserted.id, code: code) }
@@ -200,26 +209,12 @@ public final class ImageService: @unchecked Sendable {
     /// Checks metadata, decodes, thumbnails and hashes every upload, spread over the cores. Needs no
     /// lock, so a caller may prepare the next batch while the previous one is being stored.
     public func prepare(_ uploads: [Upload]) -> [PreparedUpload] {
-        var prepared = [PreparedUpload?](repeating: nil, count: uploads.count)
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, uploads.count / 8))
-        prepared.withUnsafeMutableBufferPointer { slots in
-            let slots = slots
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                for index in stride(from: worker, to: uploads.count, by: workers) {
-                    slots[index] = PreparedUpload(image: prepareOne(uploads[index]))
-                }
-            }
-        }
-        return prepared.map { $0! }
+        uploads.indices.mappedOnEveryCore { PreparedUpload(image: prepareOne(uploads[$0])) }
     }
 
     private func prepareOne(_ upload: Upload) -> Result<NewImage, ServiceError> {
         do {
-            let metadata = try metadataPolicy.canonical(upload.metadataJSON)
-            let thumbnail = try decodeThumbnail(upload.bytes)
-            let image = try ImageDecoder.info(upload.bytes, limits: decodeLimits)
-            return .success(NewImage(sha256: SHA256.hexDigest(upload.bytes), contentType: image.format.mimeType, width: image.width,
-                                     height: image.height, original: upload.bytes, thumbnail: thumbnail, metadataJSON: metadata))
+            return .success(try newImage(bytes: upload.bytes, metadataJSON: upload.metadataJSON))
         } catch let error as ServiceError {
             return .failure(error)
         } catch let error as ImagingError {
@@ -244,16 +239,10 @@ public final class ImageService: @unchecked Sendable {
             return image
         }
         guard !images.isEmpty else { return outcomes }
-        for _ in 0..<3 {
-            do {
-                let results = try storeEncoded(images)
-                for (position, result) in zip(positions, results) { outcomes[position] = .stored(id: result.id, created: result.created) }
-                return outcomes
-            } catch StoreError.activeVersionChanged {
-                try followChanges()
-            }
-        }
-        throw ServiceError.unavailable("the active model version kept changing while the images were stored; import them again")
+        let results = try retryingWhileTheActiveVersionChanges(
+            "the active model version kept changing while the images were stored; import them again") { try storeEncoded(images) }
+        for (position, result) in zip(positions, results) { outcomes[position] = .stored(id: result.id, created: result.created) }
+        return outcomes
     }
 
     /// Encodes and stores under the current version, with uploads and model swaps kept apart.
@@ -689,5 +678,21 @@ final class RecordCache: @unchecked Sendable {
             }
             return found
         }
+    }
+}
+
+extension Range<Int> {
+    /// `transform` of every index, spread over the cores (work split by stride; a few items per core at
+    /// least, so tiny batches stay on one thread), in index order.
+    func mappedOnEveryCore<T>(_ transform: (Int) -> T) -> [T] {
+        var results = [T?](repeating: nil, count: count)
+        let workers = Swift.max(1, Swift.min(ProcessInfo.processInfo.activeProcessorCount, count / 8))
+        results.withUnsafeMutableBufferPointer { slots in
+            let slots = slots
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for offset in stride(from: worker, to: count, by: workers) { slots[offset] = transform(lowerBound + offset) }
+            }
+        }
+        return results.map { $0! }
     }
 }

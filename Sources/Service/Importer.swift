@@ -96,24 +96,16 @@ public struct Importer {
         for start in stride(from: 0, to: count, by: batchSize) {
             let indices = start..<min(start + batchSize, count)
             // PNG encoding is a good part of the work; spread it over the cores like the decoding.
-            var encoded = [Result<[UInt8], ImagingError>?](repeating: nil, count: indices.count)
-            encoded.withUnsafeMutableBufferPointer { slots in
-                let slots = slots
-                let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, indices.count / 8))
-                DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                    for offset in stride(from: worker, to: indices.count, by: workers) {
-                        let index = indices.lowerBound + offset
-                        let pixels = Array(images.pixels[(index * side)..<((index + 1) * side)])
-                        slots[offset] = Result { try ImageEncoder.png(RGBImage(gray: pixels, width: images.columns, height: images.rows)) }
-                            .mapError { $0 as? ImagingError ?? .corrupt("\($0)") }
-                    }
-                }
+            let encoded = indices.mappedOnEveryCore { index in
+                let pixels = Array(images.pixels[(index * side)..<((index + 1) * side)])
+                return Result { try ImageEncoder.png(RGBImage(gray: pixels, width: images.columns, height: images.rows)) }
+                    .mapError { $0 as? ImagingError ?? .corrupt("\($0)") }
             }
             var items: [Item] = []
             items.reserveCapacity(indices.count)
             for (offset, index) in indices.enumerated() {
                 let png: [UInt8]
-                switch encoded[offset]! {
+                switch encoded[offset] {
                 case .success(let bytes): png = bytes
                 case .failure(let error): throw error
                 }
@@ -161,20 +153,15 @@ public struct Importer {
                 }
             case .service(let service):
                 let prepared = service.prepare(items.map(\.upload))
-                collect()
+                finish()
                 let result = StoreResult()
                 storeQueue.async(group: storing) { result.value = Result { try service.store(prepared) } }
                 inFlight = (items, result)
             }
         }
 
-        /// Waits for the batch in flight and reports the end of the path.
-        mutating func finish() {
-            collect()
-        }
-
         /// Waits for the batch in flight, if any, and counts what became of it.
-        private mutating func collect() {
+        mutating func finish() {
             guard let (items, box) = inFlight, case .service(let service) = importer.destination else { return }
             storing.wait()
             inFlight = nil
