@@ -31,7 +31,9 @@ let package = Package(
         .target(name: "HammingIndex", dependencies: ["CHammingKernels"]),
         .target(name: "Storage", dependencies: ["CSQLite", "CPostgres"],
                 resources: [.copy("Migrations"), .copy("PostgresMigrations")]),
-        .target(name: "HTTP"),
+        // epoll behind plain C calls for the HTTP server's event loops.
+        .target(name: "CEventPoll"),
+        .target(name: "HTTP", dependencies: ["CEventPoll"]),
         .target(
             name: "Service",
             dependencies: ["Imaging", "Hashing", "Evaluation", "HammingIndex", "Storage", "HTTP"]

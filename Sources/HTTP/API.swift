@@ -143,8 +143,10 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections: Int = 256
     /// Open connections from one peer IP address; more get 503 and are closed.
     public var maxConnectionsPerClient: Int = 64
-    /// Handlers running at once.
+    /// Handlers running at once (the routes that run on the worker pool).
     public var workerCount: Int = 4
+    /// Threads doing socket I/O and the light routes, each serving many connections; one per core.
+    public var eventLoopCount: Int = ProcessInfo.processInfo.activeProcessorCount
     public init() {}
 }
 

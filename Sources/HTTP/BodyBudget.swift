@@ -4,39 +4,28 @@ import Foundation
 /// its response is sent, so the bodies held at once never exceed `capacity` however many clients upload.
 final class BodyBudget: @unchecked Sendable {
     let capacity: Int
-    private let condition = NSCondition()
+    private let lock = NSLock()
     private var reserved = 0
 
     init(capacity: Int) { self.capacity = max(0, capacity) }
 
     /// Bytes currently reserved.
-    var used: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return reserved
-    }
+    var used: Int { lock.withLock { reserved } }
 
-    /// Reserves `bytes`, waiting up to `timeout` seconds for others to release; false if there was no room
-    /// in time (at once when `bytes` exceeds the whole capacity, since waiting could not help).
-    func reserve(_ bytes: Int, timeout: Double) -> Bool {
+    /// Reserves `bytes` if there is room now. It never waits: event loops must not block, so a connection
+    /// that finds no room retries on its loop's next sweep until its own deadline.
+    func tryReserve(_ bytes: Int) -> Bool {
         guard bytes > 0 else { return true }
-        guard bytes <= capacity else { return false }
-        let deadline = Date().addingTimeInterval(max(0, timeout))
-        condition.lock()
-        defer { condition.unlock() }
-        while reserved + bytes > capacity {
-            if !condition.wait(until: deadline) && reserved + bytes > capacity { return false }
+        return lock.withLock {
+            guard reserved + bytes <= capacity else { return false }
+            reserved += bytes
+            return true
         }
-        reserved += bytes
-        return true
     }
 
-    /// Returns `bytes` earlier reserved and wakes the waiting connections.
+    /// Returns `bytes` earlier reserved.
     func release(_ bytes: Int) {
         guard bytes > 0 else { return }
-        condition.lock()
-        reserved = max(0, reserved - bytes)
-        condition.broadcast()
-        condition.unlock()
+        lock.withLock { reserved = max(0, reserved - bytes) }
     }
 }

@@ -86,11 +86,10 @@ public enum RouteExecution: Sendable {
     /// On the server's fixed worker pool, so that at most `workerCount` such handlers run at once: for
     /// work whose memory or CPU grows with the request, such as decoding an uploaded image.
     case workerPool
-    /// On the connection's own thread, skipping the hand-off to the pool and back (two thread wake-ups
-    /// per request): for handlers that answer briefly from memory. A handler that waits on a shared
-    /// resource (the database's few connections) belongs on the pool, where it queues in order instead
-    /// of contending from every connection's thread.
-    case connectionThread
+    /// On the event loop that reads the connection, skipping the hand-off to the pool and back (two thread
+    /// wake-ups per request): for handlers that answer briefly from memory. Anything that can wait (the
+    /// database, a lock held for long) belongs on the pool: while it runs, the loop's other connections wait.
+    case eventLoop
 }
 
 /// One segment of a route pattern.
@@ -195,10 +194,10 @@ public struct ResolvedRoute: Sendable {
     fileprivate let request: HTTPRequest
     fileprivate let resolution: RouteTable.Resolution
 
-    /// Where the handler runs; answers to unknown paths and methods are built on the connection's thread.
+    /// Where the handler runs; answers to unknown paths and methods are built on the event loop.
     public var execution: RouteExecution {
         if case .matched(let route, _) = resolution { return route.execution }
-        return .connectionThread
+        return .eventLoop
     }
 
     /// Runs the matched handler; errors become JSON error responses.

@@ -6,8 +6,9 @@ import Glibc
 import Darwin
 #endif
 
-/// The socket server: one accept thread, one thread per connection for its I/O and its light handlers,
-/// the heavy handlers on a worker pool (see `RouteExecution`).
+/// The socket server: one accept thread hands connections round-robin to a few event loops (one per core by
+/// default), which do all socket I/O and run the light handlers; the heavy handlers run on a worker pool
+/// (see `RouteExecution`).
 public final class HTTPServer: @unchecked Sendable {
     private enum Phase { case created, running, stopping, stopped }
 
@@ -31,6 +32,9 @@ public final class HTTPServer: @unchecked Sendable {
     /// Open connections per peer IP address, for `maxConnectionsPerClient`.
     private var connectionsPerClient: [String: Int] = [:]
     private var pool: WorkerPool?
+    private var loops: [EventLoop] = []
+    /// The loop the next accepted connection goes to.
+    private var nextLoop = 0
     private let acceptFinished = DispatchSemaphore(value: 0)
 
     /// How long a blocking wait lasts before a connection rechecks timeouts and shutdown.
@@ -55,7 +59,9 @@ public final class HTTPServer: @unchecked Sendable {
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
         listenDescriptor = descriptor
         boundPort = Socket.localPort(descriptor)
-        pool = WorkerPool(count: configuration.workerCount, name: "http-worker")
+        let workers = WorkerPool(count: configuration.workerCount, name: "http-worker")
+        pool = workers
+        loops = (0..<max(1, configuration.eventLoopCount)).map { EventLoop(server: self, pool: workers, index: $0) }
         phase = .running
         stopping.store(false, ordering: .releasing)
         let thread = Thread { [self] in
@@ -96,7 +102,7 @@ public final class HTTPServer: @unchecked Sendable {
         lock.unlock()
         acceptFinished.wait()
 
-        // Idle connections notice the phase within one poll slice and close; busy ones finish their request.
+        // Idle connections notice the phase within one sweep of their loop and close; busy ones finish their request.
         let deadline = Date().addingTimeInterval(max(0, timeout))
         lock.lock()
         while !connections.isEmpty && lock.wait(until: deadline) {}
@@ -108,7 +114,11 @@ public final class HTTPServer: @unchecked Sendable {
         phase = .stopped
         let remaining = connections.count
         let workers = pool
+        let stoppedLoops = loops
+        // The loops hold the server; letting go of them here breaks the cycle once their threads end.
+        loops = []
         lock.unlock()
+        for loop in stoppedLoops { loop.stop(wait: remaining == 0) }
         workers?.stop(wait: remaining == 0)
         log("http server stopped" + (stragglers.isEmpty ? "" : "; \(stragglers.count) connection(s) closed at the shutdown deadline"))
     }
@@ -126,13 +136,14 @@ public final class HTTPServer: @unchecked Sendable {
                 }
                 continue
             }
-            // Accepted sockets must block: the connection thread waits with poll and bounded sends.
-            _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
+            // Event loops never wait on a socket: reads and writes return at once and the poller says when to retry.
+            _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
             Socket.configureConnection(descriptor)
 
             lock.lock()
             let fromClient = connectionsPerClient[peer, default: 0]
             let refusal: HTTPResponse?
+            var loop: EventLoop?
             if connections.count >= configuration.maxConnections {
                 refusal = HTTPResponse.error(503, code: "too_many_connections", message: "the server has too many open connections; retry later")
             } else if fromClient >= configuration.maxConnectionsPerClient {
@@ -142,6 +153,8 @@ public final class HTTPServer: @unchecked Sendable {
                 refusal = nil
                 connections.insert(descriptor)
                 connectionsPerClient[peer] = fromClient + 1
+                loop = loops[nextLoop % loops.count]
+                nextLoop += 1
             }
             lock.unlock()
             if var refusal {
@@ -149,22 +162,21 @@ public final class HTTPServer: @unchecked Sendable {
                 reject(descriptor, with: refusal)
                 continue
             }
-            let connection = Connection(descriptor: descriptor, server: self, pool: pool!)
-            let thread = Thread { [self] in
-                connection.run()
-                lock.lock()
-                connections.remove(descriptor)
-                let remaining = (connectionsPerClient[peer] ?? 1) - 1
-                connectionsPerClient[peer] = remaining > 0 ? remaining : nil
-                lock.broadcast()
-                lock.unlock()
-                close(descriptor)
-            }
-            thread.name = "http-connection"
-            thread.stackSize = 256 << 10
-            thread.start()
+            loop?.adopt(descriptor, peer: peer)
         }
         close(listenDescriptor)
+    }
+
+    /// Forgets a connection an event loop has finished with, then closes its socket (in that order, so an
+    /// accept reusing the descriptor number cannot be forgotten in its place).
+    func connectionClosed(_ descriptor: Int32, peer: String) {
+        lock.lock()
+        connections.remove(descriptor)
+        let remaining = (connectionsPerClient[peer] ?? 1) - 1
+        connectionsPerClient[peer] = remaining > 0 ? remaining : nil
+        lock.broadcast()
+        lock.unlock()
+        close(descriptor)
     }
 
     /// Answers a connection over a connection limit, off the accept thread so accepting never waits.

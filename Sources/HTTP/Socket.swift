@@ -134,6 +134,17 @@ enum Socket {
         }
     }
 
+    /// Sends what the socket takes now of `bytes` from `offset` without waiting; the count sent, or -1 with
+    /// `errno` set (EAGAIN when the socket's buffer is full).
+    static func sendSome(_ fd: Int32, _ bytes: [UInt8], from offset: Int) -> Int {
+        bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, sendFlags) }
+    }
+
+    /// How long a connection closing after a final response keeps reading what the client still sends,
+    /// and how much of it at most.
+    static let drainSeconds = 0.5
+    static let drainLimitBytes = 4 << 20
+
     /// Writes all of `bytes` by the monotonic `deadline` (nanoseconds); false when the peer is gone or the
     /// deadline passed. The deadline covers the whole write, so a client reading a byte at a time cannot
     /// stretch it: each wait is for the time that remains, not a fresh timeout per send.
@@ -141,7 +152,7 @@ enum Socket {
     static func sendAll(_ fd: Int32, _ bytes: [UInt8], deadline: UInt64) -> Bool {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, sendFlags) }
+            let written = sendSome(fd, bytes, from: offset)
             if written >= 0 {
                 offset += written
                 continue
@@ -174,12 +185,12 @@ enum Socket {
     /// Prepares a close after a final response: stop writing, then read and discard what the client is
     /// still sending for a moment, so closing with unread input does not reset the connection before the
     /// client reads the response. The caller closes the descriptor.
-    static func drainBeforeClose(_ fd: Int32, milliseconds: Int = 500) {
+    static func drainBeforeClose(_ fd: Int32, milliseconds: Int = Int(drainSeconds * 1000)) {
         shutdown(fd, Int32(SHUT_WR))
         var scratch = [UInt8](repeating: 0, count: 16 * 1024)
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(milliseconds) * 1_000_000
         var discarded = 0
-        while discarded < 4 * 1024 * 1024 {
+        while discarded < drainLimitBytes {
             let now = DispatchTime.now().uptimeNanoseconds
             guard now < deadline else { break }
             let remaining = Int32((deadline - now) / 1_000_000) + 1

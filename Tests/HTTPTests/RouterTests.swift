@@ -130,15 +130,15 @@ final class RouterTests: XCTestCase {
     func testResolvedRoutesSayWhereTheirHandlerRuns() {
         let router = Router()
         router.add("GET", "/pool") { _ in HTTPResponse(status: 200) }
-        router.add("GET", "/inline", execution: .connectionThread) { _ in HTTPResponse(status: 201) }
+        router.add("GET", "/inline", execution: .eventLoop) { _ in HTTPResponse(status: 201) }
         let table = router.freeze()
         let pooled = table.resolve(HTTPRequest(method: "GET", path: "/pool"))
         XCTAssertEqual(pooled.execution, .workerPool, "the pool is the default")
         let inline = table.resolve(HTTPRequest(method: "GET", path: "/inline"))
-        XCTAssertEqual(inline.execution, .connectionThread)
+        XCTAssertEqual(inline.execution, .eventLoop)
         XCTAssertEqual(inline.run().response.status, 201)
         let unknown = table.resolve(HTTPRequest(method: "GET", path: "/missing"))
-        XCTAssertEqual(unknown.execution, .connectionThread, "a 404 needs no worker")
+        XCTAssertEqual(unknown.execution, .eventLoop, "a 404 needs no worker")
         XCTAssertEqual(unknown.run().response.status, 404)
         XCTAssertEqual(table.resolve(HTTPRequest(method: "POST", path: "/inline")).run().response.status, 405)
     }

@@ -88,7 +88,7 @@ final class ServerTests: XCTestCase {
         }
         router.add("POST", "/echo") { request in HTTPResponse(status: 200, body: request.body) }
         router.add("PUT", "/echo") { request in HTTPResponse(status: 200, body: request.body) }
-        router.add("GET", "/light", execution: .connectionThread) { _ in HTTPResponse(status: 200, body: Array("light".utf8)) }
+        router.add("GET", "/light", execution: .eventLoop) { _ in HTTPResponse(status: 200, body: Array("light".utf8)) }
         router.add("GET", "/items/{id}") { request in HTTPResponse(status: 200, body: Array((request.pathParameters["id"] ?? "").utf8)) }
         router.add("GET", "/slow") { _ in
             recorder.enter()
@@ -641,6 +641,62 @@ final class ServerTests: XCTestCase {
         } while last > 0 && received < hugeBody.count
         XCTAssertTrue(last < 0 && errno == ECONNRESET, "ended with \(last), errno \(errno)")
         XCTAssertLessThan(received, 1 << 20)
+    }
+
+    func testOneEventLoopServesManyConnectionsAtOnce() throws {
+        let port = try startServer {
+            $0.eventLoopCount = 1
+            $0.maxConnections = 300
+            $0.maxConnectionsPerClient = 300
+        }
+        let server = try XCTUnwrap(self.server)
+        let clients = try (0..<200).map { _ in try TestConnection(port: port) }
+        eventually { server.openConnections == 200 }
+        // Every request is sent before any response is read: one thread must be serving them all.
+        for round in 0..<2 {
+            for (index, client) in clients.enumerated() {
+                client.send(index.isMultiple(of: 2) ? "GET /items/\(index)-\(round) HTTP/1.1\r\nHost: t\r\n\r\n"
+                                                    : "GET /light HTTP/1.1\r\nHost: t\r\n\r\n")
+            }
+            for (index, client) in clients.enumerated() {
+                XCTAssertEqual(client.readResponse()?.text, index.isMultiple(of: 2) ? "\(index)-\(round)" : "light")
+            }
+        }
+        for client in clients { client.finishSending() }
+        eventually { server.openConnections == 0 }
+    }
+
+    func testThousandsOfPipelinedRequestsInOneWriteAreAnsweredInOrder() throws {
+        let port = try startServer()
+        let client = try TestConnection(port: port)
+        let count = 5_000
+        // Light and pool routes alternate, so the loop both answers at once and waits for workers; a loop
+        // that recursed per request would run out of stack long before the end.
+        var batch = ""
+        for index in 0..<count {
+            batch += index.isMultiple(of: 2) ? "GET /items/\(index) HTTP/1.1\r\nHost: t\r\n\r\n" : "GET /light HTTP/1.1\r\nHost: t\r\n\r\n"
+        }
+        let requests = batch
+        let sender = Thread { client.send(requests) }
+        sender.start()
+        for index in 0..<count {
+            let text = client.readResponse()?.text
+            XCTAssertEqual(text, index.isMultiple(of: 2) ? "\(index)" : "light")
+            if text == nil { break }
+        }
+    }
+
+    func testClientHangingUpWhileItsHandlerRunsFreesItsSlot() throws {
+        let port = try startServer { $0.workerCount = 1 }
+        let server = try XCTUnwrap(self.server)
+        do {
+            let client = try TestConnection(port: port)
+            client.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+            eventually { recorder.peakConcurrency == 1 }
+        }
+        // The handler finishes, its response has no one to go to, and the connection is closed.
+        eventually { server.openConnections == 0 && recorder.lines.contains { $0.contains("path=/slow status=200") } }
+        XCTAssertEqual(try TestConnection(port: port).sendAndRead("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")?.status, 200)
     }
 }
 
