@@ -98,8 +98,9 @@ public final class ImageService: @unchecked Sendable {
     /// When this replica last applied the change log or found nothing new in it (start-up loads the
     /// state, so it counts): the age of what it serves, at worst.
     private var lastFollowed = Date()
-    /// Metadata of recently returned hits: the index is in memory, so with these a search can still
-    /// be answered while the database is unreachable.
+    /// Metadata of recently returned hits. Searches read it before the database (a record never changes,
+    /// and ids are never reused, so an entry is right until its image is deleted, which removes it), and
+    /// with it a search can still be answered while the database is unreachable.
     private let recentRecords = RecordCache(capacity: 50_000)
 
     /// Opens the configured database (SQLite, or PostgreSQL shared with other replicas), makes the
@@ -350,14 +351,13 @@ public final class ImageService: @unchecked Sendable {
                       filters: [MetadataFilter]) throws -> [SearchHit] {
         guard !filters.isEmpty else {
             let neighbors = try indexSearch(model, code, k: k, maxDistance: maxDistance, excluding: excluding)
-            let records: [Int64: ImageRecord]
-            do {
-                records = try store.images(ids: neighbors.map(\.id))
-                recentRecords.insert(records.values)
-            } catch let error as StorageUnavailableError {
-                // Only the hits' metadata needs the database; answer from memory when every hit is known.
-                guard let cached = recentRecords.records(for: neighbors.map(\.id)) else { throw error }
-                records = cached
+            var (records, missing) = recentRecords.records(for: neighbors.map(\.id))
+            if !missing.isEmpty {
+                // Only the hits' metadata needs the database, and only for hits not in memory: without the
+                // database, a search whose hits are all known is still answered.
+                let fetched = try store.images(ids: missing)
+                recentRecords.insert(fetched.values)
+                records.merge(fetched) { cached, _ in cached }
             }
             // An image deleted between the index read and the metadata read is simply left out.
             return neighbors.compactMap { neighbor in records[neighbor.id].map { SearchHit(neighbor: neighbor, record: $0) } }
@@ -668,15 +668,15 @@ final class RecordCache: @unchecked Sendable {
 
     func remove(_ id: Int64) { _ = lock.withLock { records.removeValue(forKey: id) } }
 
-    /// The records of all `ids`, or nil when any one is missing (a partial answer would be wrong).
-    func records(for ids: [Int64]) -> [Int64: ImageRecord]? {
+    /// The cached records of `ids`, and the ids not cached.
+    func records(for ids: [Int64]) -> (found: [Int64: ImageRecord], missing: [Int64]) {
         lock.withLock {
             var found: [Int64: ImageRecord] = [:]
+            var missing: [Int64] = []
             for id in ids {
-                guard let record = records[id] else { return nil }
-                found[id] = record
+                if let record = records[id] { found[id] = record } else { missing.append(id) }
             }
-            return found
+            return (found, missing)
         }
     }
 }

@@ -76,5 +76,6 @@ public final class DschServer: @unchecked Sendable {
         follower?.stop()
         service.close()
         logger.info("stopped")
+        logger.flush()
     }
 }

@@ -771,6 +771,10 @@ private final class ReaderPool: @unchecked Sendable {
             // The writer already set WAL, which is stored in the file; readers only need their own pragmas.
             let database = try Database(path: path, walMode: false)
             try database.execute("PRAGMA query_only = ON")
+            // Reads through a memory map of the file instead of a pread(2) per page: pread was 10 % of a
+            // `similar` request. The map is address space backed by the system's page cache, which the
+            // system reclaims as it needs, not memory this process holds.
+            _ = try database.queryScalarText("PRAGMA mmap_size = \(Self.readerMapBytes)")
             return database
         } catch {
             condition.lock()
@@ -780,6 +784,9 @@ private final class ReaderPool: @unchecked Sendable {
             throw error
         }
     }
+
+    /// How much of the file a reader connection maps (1 GiB; SQLite falls back to reads beyond it).
+    static let readerMapBytes = 1 << 30
 
     private func checkIn(_ database: Database) {
         condition.lock()
