@@ -460,6 +460,10 @@ func splitTarget(_ target: String) throws -> (path: String, segments: [String], 
 
 /// Decodes `%XX` escapes (and `+` when asked); nil for a broken escape, invalid UTF-8 or a decoded NUL.
 func percentDecode(_ bytes: ArraySlice<UInt8>, plusAsSpace: Bool) -> String? {
+    // Most paths and parameters have nothing to decode: validate them in place, without a copy.
+    if !bytes.contains(where: { $0 == UInt8(ascii: "%") || (plusAsSpace && $0 == UInt8(ascii: "+")) }) {
+        return String(validating: bytes, as: UTF8.self)
+    }
     var decoded: [UInt8] = []
     decoded.reserveCapacity(bytes.count)
     var index = bytes.startIndex
@@ -477,7 +481,7 @@ func percentDecode(_ bytes: ArraySlice<UInt8>, plusAsSpace: Bool) -> String? {
             index += 1
         }
     }
-    return String(bytes: decoded, encoding: .utf8)
+    return String(validating: decoded, as: UTF8.self)
 }
 
 let cr = UInt8(ascii: "\r")

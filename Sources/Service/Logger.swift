@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One line per event on standard error: `time level message key=value…`. Thread-safe.
 public final class Logger: @unchecked Sendable {
@@ -34,11 +35,27 @@ public final class Logger: @unchecked Sendable {
     }
 
     /// Now as ISO 8601 UTC with milliseconds (`2026-12-02T13:04:05.123Z`), from `clock_gettime` and
-    /// `gmtime_r`: a per-request log line cannot afford a date formatter.
+    /// `gmtime_r`: a per-request log line cannot afford a date formatter. The part up to the seconds is
+    /// formatted once per second.
     static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
+        let second = now.tv_sec
+        let prefix = lastSecond.withLock { $0.second == second ? $0.prefix : nil } ?? {
+            let text = secondPrefix(second)
+            lastSecond.withLock { $0 = (second, text) }
+            return text
+        }()
+        let milliseconds = Int(now.tv_nsec / 1_000_000)
+        let digits = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
+        return prefix + digits + "Z"
+    }
+
+    private static let lastSecond = Mutex<(second: Int, prefix: String)>((-1, ""))
+
+    /// `2026-12-02T13:04:05.` for the second `second` since the epoch.
+    private static func secondPrefix(_ second: Int) -> String {
+        var seconds = time_t(second)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func padded(_ value: Int32, _ width: Int) -> String {
@@ -47,7 +64,6 @@ public final class Logger: @unchecked Sendable {
         }
         return "\(padded(parts.tm_year + 1900, 4))-\(padded(parts.tm_mon + 1, 2))-\(padded(parts.tm_mday, 2))T"
             + "\(padded(parts.tm_hour, 2)):\(padded(parts.tm_min, 2)):\(padded(parts.tm_sec, 2))."
-            + "\(padded(Int32(now.tv_nsec / 1_000_000), 3))Z"
     }
 
     public func info(_ message: String, _ fields: [(String, String)] = []) { log(.info, message, fields) }
