@@ -24,6 +24,8 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var writeTimeoutSeconds = 60.0
         /// Requests handled at once; decoding and encoding run on these.
         public var workers = 4
+        /// Threads doing the sockets' reading and writing, each for many connections; 0 means one per core.
+        public var eventLoops = 0
         /// Seconds a shutdown waits for in-flight requests.
         public var shutdownGraceSeconds = 10.0
     }
@@ -301,6 +303,7 @@ extension Configuration {
         }
         try require((0...65_535).contains(server.port), "server.port must be 0…65535")
         try require(server.workers >= 1, "server.workers must be at least 1")
+        try require(server.eventLoops >= 0, "server.eventLoops must be 0 (one per core) or more")
         try require(server.maxConnections >= 1, "server.maxConnections must be at least 1")
         try require(server.maxConnectionsPerClient >= 1, "server.maxConnectionsPerClient must be at least 1")
         try require(server.maxBodyBytesInFlight >= server.maxBodyBytes,

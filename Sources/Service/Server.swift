@@ -46,6 +46,7 @@ public final class DschServer: @unchecked Sendable {
         serverConfiguration.bodyBudgetWaitSeconds = configuration.server.bodyBudgetWaitSeconds
         serverConfiguration.writeTimeout = configuration.server.writeTimeoutSeconds
         serverConfiguration.workerCount = configuration.server.workers
+        if configuration.server.eventLoops > 0 { serverConfiguration.eventLoopCount = configuration.server.eventLoops }
         let metrics = self.metrics
         server = HTTPServer(configuration: serverConfiguration, router: router,
                             log: { line in logger.info(line) },
