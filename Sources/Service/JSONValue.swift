@@ -129,11 +129,68 @@ struct MetadataPolicy {
         guard depth <= maxDepth else {
             throw ServiceError.badRequest("meta nests \(depth) levels deep; at most \(maxDepth) levels of objects and arrays are allowed")
         }
+        // Foundation's parse and write were 11 % of a bulk import, whose metadata is already canonical.
+        if MetadataPolicy.isCanonicalFlatObject(bytes) { return text }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
             throw ServiceError.badRequest("meta must be a JSON object of at most \(maxBytes) bytes, for example {\"label\":\"shoe\"}")
         }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Whether `bytes` is a flat object that Foundation would write back byte for byte: no space, keys of
+    /// lowercase letters in strictly ascending order, string values of printable ASCII without `"` or `\`,
+    /// numbers that are integers of at most 15 digits (no `-0`, no leading zero). Anything else takes the
+    /// full path.
+    static func isCanonicalFlatObject(_ bytes: [UInt8]) -> Bool {
+        var index = 0
+        func next() -> UInt8? { index < bytes.count ? bytes[index] : nil }
+        /// A plain string's contents, with `index` past its closing quote. Keys must be lowercase letters
+        /// only: Foundation does not sort keys by their bytes (`_` before `/` before `9`, and digits by value).
+        func plainString(key: Bool) -> ArraySlice<UInt8>? {
+            guard next() == UInt8(ascii: "\"") else { return nil }
+            index += 1
+            let start = index
+            while let byte = next(), byte != UInt8(ascii: "\"") {
+                let allowed = key ? (0x61...0x7A).contains(byte) : (0x20...0x7E).contains(byte) && byte != UInt8(ascii: "\\")
+                guard allowed else { return nil }
+                index += 1
+            }
+            guard next() == UInt8(ascii: "\"") else { return nil }
+            index += 1
+            return bytes[start..<(index - 1)]
+        }
+        func plainInteger() -> Bool {
+            if next() == UInt8(ascii: "-") { index += 1 }
+            let start = index
+            while let byte = next(), (0x30...0x39).contains(byte) { index += 1 }
+            let digits = index - start
+            guard (1...15).contains(digits) else { return false }
+            // A lone 0 is canonical, -0 and leading zeros are not.
+            if bytes[start] == 0x30 { return digits == 1 && (start == 0 || bytes[start - 1] != UInt8(ascii: "-")) }
+            return true
+        }
+        guard next() == UInt8(ascii: "{") else { return false }
+        index += 1
+        if next() == UInt8(ascii: "}") { return index + 1 == bytes.count }
+        var previousKey: ArraySlice<UInt8>?
+        while true {
+            guard let key = plainString(key: true) else { return false }
+            if let previousKey, !previousKey.lexicographicallyPrecedes(key) { return false }
+            previousKey = key
+            guard next() == UInt8(ascii: ":") else { return false }
+            index += 1
+            if next() == UInt8(ascii: "\"") {
+                guard plainString(key: false) != nil else { return false }
+            } else if !plainInteger() {
+                return false
+            }
+            switch next() {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "}"): return index + 1 == bytes.count
+            default: return false
+            }
+        }
     }
 
     /// The deepest nesting of `{`/`[` outside string literals.
