@@ -37,7 +37,7 @@ public final class HTTPServer: @unchecked Sendable {
     private var nextLoop = 0
     private let acceptFinished = DispatchSemaphore(value: 0)
 
-    /// How long a blocking wait lasts before a connection rechecks timeouts and shutdown.
+    /// How long the accept thread and the event loops wait at most before they recheck timeouts and shutdown.
     static let pollSliceMilliseconds: Int32 = 50
 
     /// Freezes `router`: add every route before creating the server.
