@@ -284,7 +284,6 @@ func hitJSON(_ hit: SearchHit) -> JSONValue {
     return .object(fields)
 }
 
-/// JSON response bodies.
 /// The `/healthz` answer, rebuilt only when the model or its size changes: load balancers poll it
 /// constantly, and building the JSON each time cost 5 % of the request.
 private final class HealthResponse: @unchecked Sendable {
@@ -299,6 +298,7 @@ private final class HealthResponse: @unchecked Sendable {
     }
 }
 
+/// JSON response bodies.
 enum JSONBody {
     static func response(_ status: Int, _ value: JSONValue) -> HTTPResponse {
         HTTPResponse.json(status, value.bytes)
