@@ -115,12 +115,11 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func runInbox() {
-        var scratch = [UInt8](repeating: 0, count: 64)
-        while read(wakeReadEnd, &scratch, scratch.count) > 0 {}
-        let work = inbox.withLock { state -> [() -> Void] in
+        while readBuffer.withUnsafeMutableBytes({ read(wakeReadEnd, $0.baseAddress, $0.count) }) > 0 {}
+        var work: [() -> Void] = []
+        inbox.withLock { state in
             state.wakePending = false
-            defer { state.work.removeAll(keepingCapacity: true) }
-            return state.work
+            swap(&work, &state.work)
         }
         for item in work { item() }
     }
@@ -145,18 +144,12 @@ final class EventLoop: @unchecked Sendable {
             case .reading:
                 drive(connection)
             case .waitingForBudget(let bytes, let deadline):
-                if server.bodyBudget.tryReserve(bytes) {
-                    budgetWaiters -= 1
-                    connection.reservedBodyBytes += bytes
-                    connection.machine.bodyReserved(bytes)
-                    connection.state = .reading
-                    drive(connection)
-                } else if now >= deadline {
-                    budgetWaiters -= 1
-                    connection.state = .reading
-                    fail(connection, .serverBusy)
-                    drive(connection)
-                }
+                let reserved = server.bodyBudget.tryReserve(bytes)
+                guard reserved || now >= deadline else { continue }
+                budgetWaiters -= 1
+                connection.state = .reading
+                if reserved { connection.bodyReserved(bytes) } else { fail(connection, .serverBusy) }
+                drive(connection)
             case .writing(let pending):
                 if now >= pending.deadline { writeFailed(connection, pending.then) }
             case .draining(let deadline, _):
@@ -224,8 +217,7 @@ final class EventLoop: @unchecked Sendable {
                 connection.state = .writing(PendingWrite(bytes: ResponseEncoding.continueResponse, deadline: writeDeadline, then: .resume))
             case .reserveBody(let bytes):
                 if server.bodyBudget.tryReserve(bytes) {
-                    connection.reservedBodyBytes += bytes
-                    connection.machine.bodyReserved(bytes)
+                    connection.bodyReserved(bytes)
                 } else if bytes > server.bodyBudget.capacity {
                     fail(connection, .serverBusy)
                 } else {
@@ -455,7 +447,7 @@ final class LoopConnection: @unchecked Sendable {
     var state = State.reading
     var interest = PollInterest.none
     /// Bytes this connection holds from the server's body budget for the request in progress.
-    var reservedBodyBytes = 0
+    private var reservedBodyBytes = 0
 
     init(token: UInt64, descriptor: Int32, peer: String, configuration: ServerConfiguration, now: UInt64) {
         self.token = token
@@ -463,6 +455,12 @@ final class LoopConnection: @unchecked Sendable {
         self.peer = peer
         machine = ConnectionStateMachine(limits: ParserLimits(configuration), readTimeout: configuration.readTimeout,
                                          idleTimeout: configuration.idleTimeout, now: now)
+    }
+
+    /// `bytes` of the body budget are now held for this request: the parser may take that many more body bytes.
+    func bodyReserved(_ bytes: Int) {
+        reservedBodyBytes += bytes
+        machine.bodyReserved(bytes)
     }
 
     /// Gives the body budget back once the request it was reserved for is done (or the connection is).

@@ -44,11 +44,11 @@ enum ResponseEncoding {
     /// The interim response that invites the client to send its body.
     static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
-    /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
     /// The last second formatted, shared by all threads: every response carries a `Date`, and formatting it
     /// anew cost 2 % of a small request.
     private static let lastDate = Mutex<(second: time_t, text: String)>((-1, ""))
 
+    /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
     static func httpDate(_ date: Date) -> String {
         let second = time_t(date.timeIntervalSince1970)
         if let cached = lastDate.withLock({ $0.second == second ? $0.text : nil }) { return cached }

@@ -113,13 +113,11 @@ final class StandardErrorBuffer: @unchecked Sendable {
     func flush() {
         writeLock.lock()
         defer { writeLock.unlock() }
-        var bytes = lock.withLock { () -> [UInt8] in
-            defer { pending.removeAll(keepingCapacity: true) }
-            return pending
-        }
+        var bytes: [UInt8] = []
+        lock.withLock { swap(&bytes, &pending) }
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
+            let written = bytes.withUnsafeBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 && errno == EINTR { continue }
             if written <= 0 { break }
             offset += written

@@ -670,8 +670,8 @@ final class ServerTests: XCTestCase {
         let port = try startServer()
         let client = try TestConnection(port: port)
         let count = 5_000
-        // Light and pool routes alternate, so the loop both answers at once and waits for workers; a loop
-        // that recursed per request would run out of stack long before the end.
+        // Light and pool routes alternate, so the loop both answers at once and waits for workers, with
+        // thousands of requests already buffered behind the one in progress.
         var batch = ""
         for index in 0..<count {
             batch += index.isMultiple(of: 2) ? "GET /items/\(index) HTTP/1.1\r\nHost: t\r\n\r\n" : "GET /light HTTP/1.1\r\nHost: t\r\n\r\n"
