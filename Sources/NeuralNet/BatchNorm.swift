@@ -84,12 +84,11 @@ public class BatchNorm: Layer {
                             varianceOut[channel] = (1 - momentum) * varianceOut[channel] + momentum * Float(unbiased)
                         } else {
                             mean = meanOut[channel]
-                            inverse = 1 / (varianceOut[channel] + eps).squareRoot()
+                            inverse = BatchNorm.inverseDeviation(variance: varianceOut[channel], epsilon: eps)
                         }
                         means[channel] = mean
                         inverses[channel] = inverse
-                        let a = gamma[channel] * inverse
-                        let b = beta[channel] - mean * a
+                        let (a, b) = BatchNorm.affineMap(scale: gamma[channel], shift: beta[channel], mean: mean, inverse: inverse)
                         for sample in 0..<batch {
                             let offset = (sample * channels + channel) * size
                             let source = x + offset, target = y + offset
@@ -154,6 +153,30 @@ public class BatchNorm: Layer {
 }
 
 extension BatchNorm {
+    /// The per-channel map `y = scales[c] · x + shifts[c]` inference mode applies (before the fused
+    /// ReLU), from the running statistics; a convolution that folds this layer in applies it itself.
+    func inferenceAffineMap() -> (scales: [Float], shifts: [Float]) {
+        let gamma = scale.value.pointer, beta = shift.value.pointer
+        let means = runningMean.value.pointer, variances = runningVariance.value.pointer
+        var scales = [Float](repeating: 0, count: channels), shifts = [Float](repeating: 0, count: channels)
+        for channel in 0..<channels {
+            let inverse = BatchNorm.inverseDeviation(variance: variances[channel], epsilon: epsilon)
+            (scales[channel], shifts[channel]) = BatchNorm.affineMap(
+                scale: gamma[channel], shift: beta[channel], mean: means[channel], inverse: inverse)
+        }
+        return (scales, shifts)
+    }
+
+    @inline(__always)
+    static func inverseDeviation(variance: Float, epsilon: Float) -> Float { 1 / (variance + epsilon).squareRoot() }
+
+    /// γ·(x − mean)·inverse + β written as a·x + b, the form both the layer and a folding convolution use.
+    @inline(__always)
+    static func affineMap(scale gamma: Float, shift beta: Float, mean: Float, inverse: Float) -> (Float, Float) {
+        let a = gamma * inverse
+        return (a, beta - mean * a)
+    }
+
     /// (Σ g, Σ g·(x − mean)) over one run, g being the output gradient masked by the fused ReLU.
     @inline(__always)
     static func gradientMoments(

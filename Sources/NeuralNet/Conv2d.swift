@@ -89,8 +89,28 @@ public final class Conv2d: Layer {
     }
 
     override func forward(_ input: Buffer, training: Bool) -> Buffer {
-        let g = geometry(input.shape)
         savedInput = input
+        return convolve(input, epilogue: nil)
+    }
+
+    /// Inference forward pass of this convolution and the batch normalisation `norm` that follows it
+    /// (with its fused ReLU, if any) in one: the normalisation's per-channel affine map is applied to
+    /// each image's output while it is still in cache, which saves the normalisation's own pass over
+    /// the whole batch. Keeps nothing for a backward pass.
+    func forwardFolding(_ norm: BatchNorm, input: Buffer) -> Buffer {
+        savedInput = nil
+        let (scales, shifts) = norm.inferenceAffineMap()
+        return convolve(input, epilogue: Epilogue(scales: scales, shifts: shifts, clampsAtZero: norm.fusedReLU))
+    }
+
+    /// A per-output-channel map `max?(scale · y + shift, 0)` applied to the convolution's output.
+    private struct Epilogue {
+        let scales: [Float], shifts: [Float]
+        let clampsAtZero: Bool
+    }
+
+    private func convolve(_ input: Buffer, epilogue: Epilogue?) -> Buffer {
+        let g = geometry(input.shape)
         output.reshape([g.batch, outChannels, g.outHeight, g.outWidth])
         let workers = workerCount(for: g.batch)
         workspace.prepare(workers: workers, columnCount: g.rows * g.outPixels, weightCount: 0)
@@ -108,15 +128,33 @@ public final class Conv2d: Layer {
                 cblas_sgemm(
                     CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(g.outPixels), Int32(g.rows),
                     1, weights, Int32(g.rows), pointwise ? source : columns, Int32(g.outPixels), 0, target, Int32(g.outPixels))
-                if let biasValues {
-                    for channel in 0..<outChannels {
-                        let row = target + channel * g.outPixels, value = biasValues[channel]
-                        for index in 0..<g.outPixels { row[index] += value }
-                    }
+                for channel in 0..<outChannels where biasValues != nil || epilogue != nil {
+                    let bias = biasValues?[channel] ?? 0
+                    let scale = epilogue?.scales[channel] ?? 1, shift = (epilogue?.shifts[channel] ?? 0) + scale * bias
+                    Conv2d.affine(target + channel * g.outPixels, count: g.outPixels, scale: scale, shift: shift,
+                                  clampsAtZero: epilogue?.clampsAtZero ?? false)
                 }
             }
         }
         return output
+    }
+
+    /// `values = max?(scale · values + shift, 0)` over one output channel of one image.
+    @inline(__always)
+    private static func affine(_ values: UnsafeMutablePointer<Float>, count: Int, scale: Float, shift: Float, clampsAtZero: Bool) {
+        let scales = SIMD8<Float>(repeating: scale), shifts = SIMD8<Float>(repeating: shift)
+        var index = 0
+        while index + 8 <= count {
+            var mapped = load8(values, index) * scales + shifts
+            if clampsAtZero { mapped.replace(with: 0, where: mapped .< 0) }
+            store8(mapped, values, index)
+            index += 8
+        }
+        while index < count {
+            let value = values[index] * scale + shift
+            values[index] = clampsAtZero ? max(value, 0) : value
+            index += 1
+        }
     }
 
     override func backward(_ outputGradient: Buffer, spare: Buffer, needsInputGradient: Bool) -> Buffer? {

@@ -16,6 +16,12 @@ public final class Sequential {
     public var mode: Mode = .training
 
     private let executed: [Layer]
+    /// What an inference-mode pass runs: `executed`, with each batch norm that follows a convolution
+    /// folded into it.
+    private let inferenceSteps: [InferenceStep]
+    /// The input of the latest forward pass when it ran folded: such a pass keeps nothing for
+    /// backward, so a backward pass runs it again layer by layer.
+    private var foldedForwardInput: Tensor?
     private let workspace = Workspace()
     private let inputBuffer = Buffer()
     private let gradientBuffers = (Buffer(), Buffer())
@@ -23,7 +29,15 @@ public final class Sequential {
     private var outputShape: [Int]?
     private var hasForwardState = false
 
-    /// Chains `layers`; a BatchNorm directly followed by a ReLU is fused into one pass.
+    /// One step of an inference-mode forward pass.
+    private enum InferenceStep {
+        case layer(Layer)
+        /// A convolution that applies the batch normalisation after it (running statistics) itself.
+        case convolutionWithNorm(Conv2d, BatchNorm2d)
+    }
+
+    /// Chains `layers`; a BatchNorm directly followed by a ReLU is fused into one pass, and in
+    /// inference mode a convolution directly followed by a BatchNorm2d applies it itself.
     public init(_ layers: [Layer], sampleShape: [Int]? = nil) throws {
         guard !layers.isEmpty else { throw NeuralNetError.invalidConfiguration("a Sequential needs at least one layer") }
         guard Set(layers.map(ObjectIdentifier.init)).count == layers.count else {
@@ -44,6 +58,18 @@ public final class Sequential {
             index += 1
         }
         self.executed = executed
+        var inferenceSteps: [InferenceStep] = []
+        index = 0
+        while index < executed.count {
+            if let convolution = executed[index] as? Conv2d, index + 1 < executed.count, let norm = executed[index + 1] as? BatchNorm2d {
+                inferenceSteps.append(.convolutionWithNorm(convolution, norm))
+                index += 2
+            } else {
+                inferenceSteps.append(.layer(executed[index]))
+                index += 1
+            }
+        }
+        self.inferenceSteps = inferenceSteps
         if let sampleShape { _ = try outputShape(for: [1] + sampleShape) }
     }
 
@@ -83,11 +109,27 @@ public final class Sequential {
             checkedInputShape = input.shape
         }
         inputBuffer.copy(from: input)
-        var activation = inputBuffer
-        let training = mode == .training
-        for layer in executed { activation = layer.forward(activation, training: training) }
         hasForwardState = true
+        guard mode == .inference, inferenceSteps.count < executed.count else {
+            foldedForwardInput = nil
+            return runLayers(training: mode == .training).tensor()
+        }
+        var activation = inputBuffer
+        for step in inferenceSteps {
+            switch step {
+            case .layer(let layer): activation = layer.forward(activation, training: false)
+            case .convolutionWithNorm(let convolution, let norm): activation = convolution.forwardFolding(norm, input: activation)
+            }
+        }
+        foldedForwardInput = input
         return activation.tensor()
+    }
+
+    /// Runs every layer in turn on `inputBuffer`, keeping what backward needs.
+    private func runLayers(training: Bool) -> Buffer {
+        var activation = inputBuffer
+        for layer in executed { activation = layer.forward(activation, training: training) }
+        return activation
     }
 
     /// Back-propagates `outputGradient` (the loss gradient with respect to the latest `forward`
@@ -104,6 +146,11 @@ public final class Sequential {
     private func propagate(_ outputGradient: Tensor, needsInputGradient: Bool) throws -> Buffer? {
         guard hasForwardState, outputGradient.shape == outputShape else {
             throw NeuralNetError.backwardWithoutForward(layer: "Sequential")
+        }
+        if let input = foldedForwardInput {
+            inputBuffer.copy(from: input)
+            _ = runLayers(training: false)
+            foldedForwardInput = nil
         }
         let (first, second) = gradientBuffers
         first.copy(from: outputGradient)

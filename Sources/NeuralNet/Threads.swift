@@ -19,6 +19,12 @@ public enum ComputeThreads {
     /// which follows `OPENBLAS_NUM_THREADS` or the core count).
     public static var count: Int { workerCount }
 
+    /// The CPU-specific kernel set OpenBLAS chose when it was loaded ("Haswell", "SkylakeX", …): its
+    /// own detection, or the `OPENBLAS_CORETYPE` environment variable when that is set.
+    public static var blasKernelName: String {
+        openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+    }
+
     /// Sets the number of threads one network call uses; OpenBLAS itself stays single-threaded
     /// (`openblas_set_num_threads(1)`) because the library splits the work. Call it at start-up.
     public static func set(_ count: Int) {

@@ -212,4 +212,37 @@ final class NetworkTests: XCTestCase {
         XCTAssertEqual(staircase.learningRate(at: 10), 0.5)
         XCTAssertEqual(staircase.learningRate(at: 25), 0.25)
     }
+
+    /// In inference mode a convolution applies the batch norm after it itself; the result must be the
+    /// layer-by-layer one (each layer run on its own, which never folds), with and without a convolution
+    /// bias, a ReLU after the norm, and running statistics and γ, β far from their initial values.
+    /// (GradientTests checks a backward pass after a folded forward pass against finite differences.)
+    func testFoldedConvolutionAndNormMatchTheLayersRunOneByOne() throws {
+        var generator = SplitMix64(seed: 31)
+        let layers: [Layer] = [
+            try Conv2d(inChannels: 3, outChannels: 5, kernelSize: 3, padding: 1, bias: false, generator: &generator),
+            try BatchNorm2d(channels: 5), ReLU(),
+            try Conv2d(inChannels: 5, outChannels: 4, kernelSize: 3, stride: 2, padding: 1, bias: true, generator: &generator),
+            try BatchNorm2d(channels: 4), GlobalAvgPool(),
+            try Linear(inFeatures: 4, outFeatures: 3, generator: &generator),
+        ]
+        let network = try Sequential(layers)
+        for (index, norm) in layers.compactMap({ $0 as? BatchNorm2d }).enumerated() {
+            let channels = norm.channels
+            norm.scale.values = (0..<channels).map { Float($0) * 0.7 - 1.1 }
+            norm.shift.values = (0..<channels).map { Float($0) * -0.3 + 0.4 }
+            norm.runningMean.values = (0..<channels).map { Float($0 + index) * 0.25 - 0.5 }
+            norm.runningVariance.values = (0..<channels).map { Float($0 + 1) * 0.6 }
+        }
+        for case let convolution as Conv2d in layers { convolution.bias?.values = (0..<convolution.outChannels).map { Float($0) * 0.2 - 0.3 } }
+        let input = GradientCheck.randomTensor([3, 3, 7, 7], seed: 32)
+        network.mode = .inference
+        let folded = try network.forward(input)
+        var reference = input
+        for layer in layers { reference = try layer.forward(reference, training: false) }
+        XCTAssertEqual(folded.shape, reference.shape)
+        for (value, expected) in zip(folded.storage, reference.storage) {
+            XCTAssertEqual(value, expected, accuracy: 1e-5 * max(1, abs(expected)))
+        }
+    }
 }

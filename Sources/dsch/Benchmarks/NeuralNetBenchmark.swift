@@ -77,6 +77,8 @@ func runNeuralNetBenchmark(arguments: [String]) throws {
     let widths = configuration.widths.map(String.init).joined(separator: "/")
     print("dsch bench nn: \(architecture.rawValue) encoder (widths \(widths), head grid \(configuration.headGrid), "
         + "code batch norm \(configuration.codeBatchNorm ? "on" : "off"), \(bits) bits, 3×32×32), \(threads) threads, median of \(runs) runs")
+    let kernelSource = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { "set by OPENBLAS_CORETYPE=\($0)" } ?? "OpenBLAS's own detection"
+    print("OpenBLAS kernels: \(ComputeThreads.blasKernelName) (\(kernelSource))")
     encoder.mode = .training
     for _ in 0..<2 { try trainStep() }
     let train = try medianRate(images: stepBatch, runs: runs, trainStep)
