@@ -92,6 +92,7 @@ public final class DSCHTrainer {
 
         let configuration = settings.encoderConfiguration(inputSize: size)
         let network = try Sequential.dschEncoder(configuration, seed: settings.seed)
+        let averaged = settings.averagedEncoderMomentum > 0 ? try network.replica() : nil
         let optimizer = Adam(
             parameters: network.parameters, learningRate: Float(settings.learningRate),
             weightDecay: Float(settings.weightDecay))
@@ -114,7 +115,7 @@ public final class DSCHTrainer {
             var ranExpectationStep = false
             if settings.usesComponents, epoch >= settings.warmupEpochs,
                (epoch - settings.warmupEpochs) % settings.estepEvery == 0 {
-                components = try expectationStep(network: network, thumbnails: thumbnails, epoch: epoch)
+                components = try expectationStep(network: averaged ?? network, thumbnails: thumbnails, epoch: epoch)
                 ranExpectationStep = true
             }
             network.mode = .training
@@ -132,6 +133,7 @@ public final class DSCHTrainer {
                 for (name, value) in losses { sums[name, default: 0] += value }
                 try network.backward(outputGradient: Tensor(shape: [2 * batch, bits], storage: gradient))
                 optimizer.step()
+                averaged?.moveAverage(towards: network, momentum: Float(settings.averagedEncoderMomentum))
                 step += 1
             }
             let seconds = (clock.now - started).inSeconds
@@ -149,9 +151,10 @@ public final class DSCHTrainer {
 
     /// The E-step: codes of every training image without augmentation, then the fine and coarse components.
     private func expectationStep(network: Sequential, thumbnails: [[UInt8]], epoch: Int) throws -> SemanticComponents {
+        let mode = network.mode
         network.mode = .inference
         let codes = try DSCHEncoder.forward(network, thumbnails: thumbnails, size: inputSize)
-        network.mode = .training
+        network.mode = mode
         return try SemanticComponents.find(
             codes: codes, images: thumbnails.count, bits: trainedSettings.bits, fineCount: trainedSettings.fineComponents,
             coarseCount: trainedSettings.coarseComponents, seed: trainedSettings.seed &+ UInt64(epoch),

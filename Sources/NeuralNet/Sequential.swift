@@ -163,6 +163,28 @@ public final class Sequential {
         return gradient
     }
 
+    /// Moves every parameter and running statistic of this network towards `other`'s (same
+    /// architecture): `mine = momentum · mine + (1 − momentum) · theirs`, the exponential moving
+    /// average of a "momentum" encoder.
+    public func moveAverage(towards other: Sequential, momentum: Float) {
+        let mine = layers.flatMap { $0.parameters + $0.state }, theirs = other.layers.flatMap { $0.parameters + $0.state }
+        precondition(mine.count == theirs.count, "moveAverage needs two networks of the same architecture")
+        let keep = SIMD8<Float>(repeating: momentum), take = SIMD8<Float>(repeating: 1 - momentum)
+        for (target, source) in zip(mine, theirs) {
+            precondition(target.count == source.count, "moveAverage needs two networks of the same architecture")
+            let to = target.value.pointer, from = source.value.pointer, count = target.count
+            var index = 0
+            while index + 8 <= count {
+                store8(load8(to, index) * keep + load8(from, index) * take, to, index)
+                index += 8
+            }
+            while index < count {
+                to[index] = momentum * to[index] + (1 - momentum) * from[index]
+                index += 1
+            }
+        }
+    }
+
     /// Resets every parameter gradient to zero.
     public func zeroGradients() {
         for parameter in parameters { parameter.zeroGradient() }

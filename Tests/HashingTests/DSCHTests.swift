@@ -33,15 +33,24 @@ final class DSCHSettingsTests: XCTestCase {
         XCTAssertEqual(defaults.scaled(toImages: DSCHSettings.referenceImages), defaults, "the reference size changes nothing")
 
         let small = defaults.scaled(toImages: 1_000)
-        XCTAssertEqual(small.epochs, defaults.epochs * 4, "a fifth of the images trains at most 4× the epochs")
-        XCTAssertEqual(small.warmupEpochs, defaults.warmupEpochs * 4)
+        XCTAssertEqual(small.epochs, defaults.epochs, "a smaller collection trains the same epochs, not more")
+        XCTAssertEqual(small.warmupEpochs, defaults.warmupEpochs * 4, "warm-ups keep their steps, up to 4× the epochs")
         XCTAssertEqual(small.learningRateWarmupEpochs, defaults.learningRateWarmupEpochs * 4, accuracy: 1e-9)
+        var short = defaults
+        short.epochs = 6
+        short.learningRateWarmupEpochs = 2
+        XCTAssertEqual(short.scaled(toImages: 1_000).warmupEpochs, 3, "a warm-up is lengthened to half the epochs at most")
+        XCTAssertEqual(short.scaled(toImages: 1_000).learningRateWarmupEpochs, 3, accuracy: 1e-9)
+        short.warmupEpochs = 5
+        XCTAssertEqual(short.scaled(toImages: 1_000).warmupEpochs, 5, "but never shortened below what was set")
         XCTAssertEqual(small.fineComponents, 40, "about 25 images per fine component")
         XCTAssertEqual(small.coarseComponents, defaults.coarseComponents)
 
         let large = defaults.scaled(toImages: 20_000)
         XCTAssertEqual(large.epochs, Int((Double(defaults.epochs) * 0.4).rounded()), "four times the images trains 40 % of the epochs")
+        XCTAssertEqual(large.warmupEpochs, Int((Double(defaults.warmupEpochs) * 0.4).rounded()))
         XCTAssertEqual(large.fineComponents, defaults.fineComponents, "never more fine components than set")
+        XCTAssertEqual(defaults.scaled(toImages: 10_000).epochs, Int((Double(defaults.epochs) / 2).rounded()), "twice the images, half the epochs")
 
         let tiny = defaults.scaled(toImages: 60)
         XCTAssertEqual(tiny.fineComponents, 2)
@@ -135,6 +144,27 @@ final class DSCHTrainerTests: XCTestCase {
         XCTAssertTrue(reports.allSatisfy { $0.losses.values.allSatisfy(\.isFinite) && $0.seconds > 0 })
         XCTAssertEqual(reports.last?.etaSeconds, 0)
         XCTAssertEqual(trainer.components?.fineCount, 8)
+    }
+
+    /// With an averaged encoder the E-steps see other codes, so the components and the trained model
+    /// change; the result stays reproducible, and the setting's range is checked.
+    func testAveragedEncoderFeedsTheEStepsReproducibly() throws {
+        func train(momentum: Double) throws -> (model: [UInt8], centres: [Float]) {
+            var settings = smallSettings(epochs: 3)
+            settings.averagedEncoderMomentum = momentum
+            let trainer = DSCHTrainer(settings: settings, inputSize: 16)
+            let model = try trainer.train(thumbnails: randomThumbnails(64)) { _ in }.serialized()
+            return (model, try XCTUnwrap(trainer.components).fineMeans)
+        }
+        let plain = try train(momentum: 0), averaged = try train(momentum: 0.9)
+        XCTAssertNotEqual(plain.centres, averaged.centres)
+        XCTAssertNotEqual(plain.model, averaged.model)
+        XCTAssertEqual(averaged.model, try train(momentum: 0.9).model)
+        for bad in [-0.1, 1.0] {
+            var settings = DSCHSettings()
+            settings.averagedEncoderMomentum = bad
+            XCTAssertThrowsError(try settings.validate())
+        }
     }
 
     func testProgressErrorCancelsTraining() {

@@ -245,4 +245,22 @@ final class NetworkTests: XCTestCase {
             XCTAssertEqual(value, expected, accuracy: 1e-5 * max(1, abs(expected)))
         }
     }
+
+    /// The moving average moves every parameter and running statistic, and only the averaged network.
+    func testMoveAverageBlendsParametersAndRunningStatistics() throws {
+        func network(_ value: Float) throws -> Sequential {
+            var generator = SplitMix64(seed: 1)
+            let result = try Sequential([try Linear(inFeatures: 3, outFeatures: 10, generator: &generator), try BatchNorm1d(features: 10)])
+            for tensor in result.layers.flatMap({ $0.parameters + $0.state }) {
+                tensor.values = (0..<tensor.count).map { value + Float($0) }
+            }
+            return result
+        }
+        let averaged = try network(4), trained = try network(8)
+        averaged.moveAverage(towards: trained, momentum: 0.75)
+        for (mine, theirs) in zip(averaged.layers.flatMap { $0.parameters + $0.state }, trained.layers.flatMap { $0.parameters + $0.state }) {
+            XCTAssertEqual(mine.values, (0..<mine.count).map { 5 + Float($0) }, mine.name)
+            XCTAssertEqual(theirs.values, (0..<theirs.count).map { 8 + Float($0) }, theirs.name)
+        }
+    }
 }
