@@ -139,6 +139,43 @@ public enum DSCHLoss {
         return LossAndGradient(loss: Float(loss / count), gradient: gradient)
     }
 
+    /// Decorrelation of the bits: the mean square of the off-diagonal entries of `C = HᵀH / rows`
+    /// (the bits' correlations when they are centred, as the code batch norm makes them), so that the
+    /// bits carry different information. `dL/dH = 4 / (rows·K·(K − 1)) · H (C − diag C)`.
+    public static func decorrelation(codes: [Float], rows: Int, bits: Int) -> LossAndGradient {
+        guard rows > 0, bits > 1, codes.count == rows * bits else { return LossAndGradient(loss: 0, gradient: [Float](repeating: 0, count: codes.count)) }
+        var correlation = [Double](repeating: 0, count: bits * bits)
+        for row in 0..<rows {
+            let base = row * bits
+            for first in 0..<bits {
+                let value = Double(codes[base + first])
+                for second in first..<bits { correlation[first * bits + second] += value * Double(codes[base + second]) }
+            }
+        }
+        let pairs = Double(bits * (bits - 1))
+        var loss = 0.0
+        for first in 0..<bits {
+            correlation[first * bits + first] = 0
+            for second in (first + 1)..<bits {
+                let value = correlation[first * bits + second] / Double(rows)
+                correlation[first * bits + second] = value
+                correlation[second * bits + first] = value
+                loss += 2 * value * value
+            }
+        }
+        let scale = 4 / (Double(rows) * pairs)
+        var gradient = [Float](repeating: 0, count: codes.count)
+        for row in 0..<rows {
+            let base = row * bits
+            for column in 0..<bits {
+                var total = 0.0
+                for other in 0..<bits { total += Double(codes[base + other]) * correlation[other * bits + column] }
+                gradient[base + column] = Float(scale * total)
+            }
+        }
+        return LossAndGradient(loss: Float(loss / pairs), gradient: gradient)
+    }
+
     /// Rows scaled to unit length (a zero row stays zero) and the original lengths.
     static func normalizedRows(_ matrix: [Float], rows: Int, columns: Int) -> (unit: [Double], norms: [Double]) {
         var unit = [Double](repeating: 0, count: rows * columns)

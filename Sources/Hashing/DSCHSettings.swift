@@ -66,6 +66,8 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     /// updated after every step; above 0 the E-step finds the components in the averaged encoder's codes,
     /// which move more slowly and smoothly than the trained encoder's. 0 (off) uses the trained encoder.
     public var averagedEncoderMomentum: Double = 0
+    /// Weight of the decorrelation loss (the mean squared correlation between two bits over a batch).
+    public var decorrelationWeight: Double = 0
     /// Channels of the encoder's three convolution stages.
     public var widths: [Int] = DSCHSettings.architecture.widths
     /// Width of the encoder's hidden fully connected layer.
@@ -104,7 +106,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         case bits, epochs, warmupEpochs, estepEvery, batchSize, learningRate, learningRateWarmupEpochs
         case minimumLearningRate, weightDecay, temperature, componentTemperature, fineComponents
         case coarseComponents, topPosteriors, mixtureIterations, cooccurrence, fineWeight, coarseWeight
-        case quantizationWeight, averagedEncoderMomentum, widths, hiddenWidth, codeBatchNorm, headGrid, mirrorAveragedCodes, cropScaleMinimum, cropScaleMaximum
+        case quantizationWeight, averagedEncoderMomentum, decorrelationWeight, widths, hiddenWidth, codeBatchNorm, headGrid, mirrorAveragedCodes, cropScaleMinimum, cropScaleMaximum
         case flipProbability, brightness, contrast, grayscaleProbability, seed, scaleToCollection
     }
 
@@ -146,6 +148,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         coarseWeight = try read(.coarseWeight, coarseWeight)
         quantizationWeight = try read(.quantizationWeight, quantizationWeight)
         averagedEncoderMomentum = try read(.averagedEncoderMomentum, averagedEncoderMomentum)
+        decorrelationWeight = try read(.decorrelationWeight, decorrelationWeight)
         widths = try read(.widths, widths)
         hiddenWidth = try read(.hiddenWidth, hiddenWidth)
         codeBatchNorm = try read(.codeBatchNorm, codeBatchNorm)
@@ -244,6 +247,7 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         try require(quantizationWeight >= 0, .quantizationWeight, "must not be negative, got \(quantizationWeight)")
         try require(averagedEncoderMomentum >= 0 && averagedEncoderMomentum < 1, .averagedEncoderMomentum,
                     "must be in 0…1 (exclusive; 0 is off), got \(averagedEncoderMomentum)")
+        try require(decorrelationWeight >= 0, .decorrelationWeight, "must not be negative, got \(decorrelationWeight)")
         try require(widths.count == 3 && widths.allSatisfy { $0 >= 1 }, .widths, "must be three positive channel counts, got \(widths)")
         try require(hiddenWidth >= 1, .hiddenWidth, "must be positive, got \(hiddenWidth)")
         try require(headGrid >= 1 && headGrid <= 255, .headGrid,

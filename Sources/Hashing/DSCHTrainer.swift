@@ -162,7 +162,7 @@ public final class DSCHTrainer {
             maxIterations: trainedSettings.mixtureIterations)
     }
 
-    /// `L = L_ins + λ_fine·L_fine + λ_coarse·L_coarse + λ_q·L_q` and its gradient for one batch's codes.
+    /// `L = L_ins + λ_fine·L_fine + λ_coarse·L_coarse + λ_q·L_q + λ_d·L_decorrelation` and its gradient for one batch's codes.
     private func objective(codes: [Float], indices: [Int], batch: Int, bits: Int) -> (losses: [String: Double], gradient: [Float]) {
         let settings = trainedSettings
         var losses: [String: Double] = [:]
@@ -195,6 +195,9 @@ public final class DSCHTrainer {
         }
         if settings.quantizationWeight > 0 {
             add("quantization", settings.quantizationWeight, DSCHLoss.quantization(codes: codes))
+        }
+        if settings.decorrelationWeight > 0 {
+            add("decorrelation", settings.decorrelationWeight, DSCHLoss.decorrelation(codes: codes, rows: 2 * batch, bits: bits))
         }
         losses["total"] = total
         return (losses, gradient)

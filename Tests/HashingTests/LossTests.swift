@@ -100,4 +100,13 @@ final class LossTests: XCTestCase {
         let codes = random(12, seed: 9, scale: 2).map { $0 < 0 ? min($0, -0.1) : max($0, 0.1) }
         checkGradient(codes) { DSCHLoss.quantization(codes: $0) }
     }
+
+    func testDecorrelationLoss() {
+        // Orthogonal bits are uncorrelated; two equal bits correlate fully: C₀₁ = 1, L = 2·1² / 2.
+        XCTAssertEqual(DSCHLoss.decorrelation(codes: [1, 1, 1, -1], rows: 2, bits: 2).loss, 0)
+        let equal = DSCHLoss.decorrelation(codes: [1, 1, 1, 1], rows: 2, bits: 2)
+        XCTAssertEqual(equal.loss, 1, accuracy: 1e-7)
+        XCTAssertEqual(equal.gradient, [1, 1, 1, 1])
+        checkGradient(random(5 * 4, seed: 21, scale: 1.5)) { DSCHLoss.decorrelation(codes: $0, rows: 5, bits: 4) }
+    }
 }
