@@ -149,7 +149,7 @@ final class DSCHTrainerTests: XCTestCase {
     /// With an averaged encoder the E-steps see other codes, so the components and the trained model
     /// change; the result stays reproducible, and the setting's range is checked.
     func testAveragedEncoderFeedsTheEStepsReproducibly() throws {
-        func train(momentum: Double) throws -> (model: [UInt8], centres: [Float]) {
+        func train(momentum: Double) throws -> (model: [UInt8], fineMeans: [Float]) {
             var settings = smallSettings(epochs: 3)
             settings.averagedEncoderMomentum = momentum
             let trainer = DSCHTrainer(settings: settings, inputSize: 16)
@@ -157,7 +157,7 @@ final class DSCHTrainerTests: XCTestCase {
             return (model, try XCTUnwrap(trainer.components).fineMeans)
         }
         let plain = try train(momentum: 0), averaged = try train(momentum: 0.9)
-        XCTAssertNotEqual(plain.centres, averaged.centres)
+        XCTAssertNotEqual(plain.fineMeans, averaged.fineMeans)
         XCTAssertNotEqual(plain.model, averaged.model)
         XCTAssertEqual(averaged.model, try train(momentum: 0.9).model)
         for bad in [-0.1, 1.0] {
