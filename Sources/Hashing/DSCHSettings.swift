@@ -176,8 +176,8 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     /// These settings adapted to a collection of `count` training images, when `scaleToCollection` is
     /// on. The defaults were measured on 5,000 images. The warm-ups (epochs before the first E-step, and
     /// of the learning rate) keep about the same number of steps: scaled by 5,000 / count, bounded to
-    /// 0.4…4, and lengthened to at most half the epochs. The epochs do the same for a larger collection, but a
-    /// smaller one trains the same epochs, not more: more passes over a small collection overfit it
+    /// 0.4…4, and lengthened to at most half the epochs. The epochs do the same for a larger collection,
+    /// but a smaller one trains the same epochs, not more: more passes over a small collection overfit it
     /// (Fashion-MNIST, 1,000 images, 64 bits, warm-ups scaled: 100 epochs 0.469 mAP, 40 epochs 0.503,
     /// 24 epochs 0.516, 12 epochs 0.492). Every size keeps about 25 images per fine component (never
     /// more fine components than set, nor more coarse than fine). At 5,000 images nothing changes.
@@ -187,12 +187,14 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
         let bounds = DSCHSettings.epochScaleBounds
         let factor = min(max(Double(DSCHSettings.referenceImages) / Double(count), bounds.lowerBound), bounds.upperBound)
         result.epochs = max(1, Int((Double(epochs) * min(factor, 1)).rounded()))
-        let warmupScale = Double(result.epochs) / Double(epochs) * max(factor, 1)
-        // Lengthening a warm-up stops at half the epochs, so that the E-steps still get their turn.
+        // A larger collection shortens the warm-ups with the epochs; a smaller one keeps the epochs and
+        // lengthens the warm-ups, but only to half the epochs (or what was set), so the E-steps get their turn.
+        let lengthens = factor > 1
+        let warmupScale = lengthens ? factor : Double(result.epochs) / Double(epochs)
         let scaledWarmup = Int((Double(warmupEpochs) * warmupScale).rounded())
-        result.warmupEpochs = warmupScale > 1 ? min(scaledWarmup, max(warmupEpochs, result.epochs / 2)) : scaledWarmup
+        result.warmupEpochs = lengthens ? min(scaledWarmup, max(warmupEpochs, result.epochs / 2)) : scaledWarmup
         let scaledRateWarmup = learningRateWarmupEpochs * warmupScale
-        result.learningRateWarmupEpochs = warmupScale > 1
+        result.learningRateWarmupEpochs = lengthens
             ? min(scaledRateWarmup, max(learningRateWarmupEpochs, Double(result.epochs) / 2)) : scaledRateWarmup
         result.fineComponents = max(1, min(fineComponents, count / DSCHSettings.imagesPerFineComponent))
         result.coarseComponents = min(coarseComponents, result.fineComponents)
