@@ -60,7 +60,7 @@ def main():
     parser.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="dsch")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=128, help="images per view; a step sees two views")
-    parser.add_argument("--bits", type=int, default=64)
+    parser.add_argument("--bits", type=int, default=128, help="network outputs (DSCH projects its codes from 128 by default)")
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--single", type=int, default=100, help="images per single-image run")

@@ -38,13 +38,17 @@ final class NetworkPool: @unchecked Sendable {
     }
 }
 
-/// Trained network + sign, behind HashEncoder (kind "dsch"); safe to call `encode` from several threads.
+/// Trained network, an optional projection of its outputs, and sign, behind HashEncoder (kind "dsch");
+/// safe to call `encode` from several threads.
 public struct DSCHEncoder: HashEncoder {
     public let kind = ModelKind.dsch
-    public var bits: Int { configuration.bits }
+    public var bits: Int { projection?.bits ?? configuration.bits }
     public var inputSize: Int { configuration.inputSize }
-    /// The network's architecture.
+    /// The network's architecture; its `bits` is the width of the network's output.
     public let configuration: EncoderConfiguration
+    /// The iterative-quantisation map from the network's outputs to the code, fitted on the training
+    /// images' outputs; nil when the signs of the outputs are the code.
+    public let projection: ITQProjection?
     /// Whether a code is the sign of the mean of the outputs for the image and its mirror image, so that
     /// an image and its mirror image get the same code (twice the encoding work).
     public let averagesMirrorImages: Bool
@@ -54,15 +58,23 @@ public struct DSCHEncoder: HashEncoder {
     /// keep activations in a few tens of megabytes.
     static let encodingBatch = 256
 
-    /// Wraps a trained network (copied: later changes to `network` do not reach the encoder).
-    public init(network: Sequential, configuration: EncoderConfiguration, averagesMirrorImages: Bool = false) throws {
+    /// Wraps a trained network (copied: later changes to `network` do not reach the encoder) and the
+    /// projection of its outputs, whose dimension must be the network's output width.
+    public init(
+        network: Sequential, configuration: EncoderConfiguration, averagesMirrorImages: Bool = false, projection: ITQProjection? = nil
+    ) throws {
+        if let projection, projection.dimension != configuration.bits || projection.bits < 1 || projection.bits > projection.dimension {
+            throw HashEncoderError.badModelData(
+                "a projection of \(projection.dimension) values to \(projection.bits) bits does not fit a network of \(configuration.bits) outputs")
+        }
         self.configuration = configuration
         self.averagesMirrorImages = averagesMirrorImages
+        self.projection = projection
         pool = try NetworkPool(configuration: configuration, weights: network.serialized())
     }
 
     /// The tanh outputs of the network in inference mode (averaged with the mirror image's when
-    /// `averagesMirrorImages`), one row of `bits` per thumbnail.
+    /// `averagesMirrorImages`), projected when there is a projection: one row of `bits` per thumbnail.
     public func encode(thumbnails: [[UInt8]]) -> [[Float]] {
         let size = inputSize, bits = self.bits
         for (index, thumbnail) in thumbnails.enumerated() {
@@ -70,9 +82,10 @@ public struct DSCHEncoder: HashEncoder {
         }
         guard !thumbnails.isEmpty else { return [] }
         do {
-            let output = try pool.withNetwork { network in
+            var output = try pool.withNetwork { network in
                 try DSCHEncoder.forward(network, thumbnails: thumbnails, size: size, averagingMirrorImages: averagesMirrorImages)
             }
+            if let projection { output = projection.apply(features: output, count: thumbnails.count) }
             return (0..<thumbnails.count).map { Array(output[($0 * bits)..<(($0 + 1) * bits)]) }
         } catch {
             // Shapes were checked above and the network was loaded at construction, so a failure here
@@ -103,28 +116,39 @@ public struct DSCHEncoder: HashEncoder {
     }
 
     private static let magic: [UInt8] = Array("DSCH".utf8)
-    /// Version 1 had no flags word; it is still read (as an encoder without the code batch norm).
-    private static let formatVersion: UInt32 = 2
+    /// Version 1 had no flags word; it is still read (as an encoder without the code batch norm). Version
+    /// 2 has no projection, and is still written for an encoder without one, so that earlier builds read it.
+    private static let formatVersion: UInt32 = 3
+    private static let unprojectedFormatVersion = 2
 
     /// The bits of the header's flags word.
     private enum Flags {
         static let codeBatchNorm = 1
         static let mirrorAveraging = 2
+        /// A projection block (code bits, mean, projection matrix) sits between the header and the network.
+        static let projected = 4
         /// The head grid side sits in bits 8–15.
         static let headGridShift = 8
         static let headGridMask = 0xff
     }
 
-    /// Binary layout: "DSCH", little-endian UInt32 format version, bits, inputSize, the three widths,
-    /// hidden width, flags (bit 0: code batch norm; bit 1: codes average the mirror image's outputs; bits
-    /// 8–15: head grid side, 0 read as 1), then the network file (`Sequential.serialized()`, which
-    /// carries its own checksum).
+    /// Binary layout: "DSCH", little-endian UInt32 format version, the network's output width,
+    /// inputSize, the three widths, hidden width, flags (bit 0: code batch norm; bit 1: codes average the
+    /// mirror image's outputs; bit 2: projected; bits 8–15: head grid side, 0 read as 1); when projected,
+    /// UInt32 code bits, then Float32 mean (output width) and projection (output width × code bits); then
+    /// the network file (`Sequential.serialized()`, which carries its own checksum).
     public func serialized() throws -> [UInt8] {
         var file = ModelFileWriter(DSCHEncoder.magic)
         let flags = (configuration.codeBatchNorm ? Flags.codeBatchNorm : 0) | (averagesMirrorImages ? Flags.mirrorAveraging : 0)
-            | min(configuration.headGrid, Flags.headGridMask) << Flags.headGridShift
-        let header = [Int(DSCHEncoder.formatVersion), bits, inputSize] + configuration.widths + [configuration.hiddenWidth, flags]
+            | (projection != nil ? Flags.projected : 0) | min(configuration.headGrid, Flags.headGridMask) << Flags.headGridShift
+        let version = projection == nil ? DSCHEncoder.unprojectedFormatVersion : Int(DSCHEncoder.formatVersion)
+        let header = [version, configuration.bits, inputSize] + configuration.widths + [configuration.hiddenWidth, flags]
         for value in header { file.append(value) }
+        if let projection {
+            file.append(projection.bits)
+            file.append(projection.mean)
+            file.append(projection.projection)
+        }
         file.append(bytes: pool.weights)
         return file.bytes
     }
@@ -137,10 +161,11 @@ public struct DSCHEncoder: HashEncoder {
         var reader = ModelFileReader(data)
         let configuration: EncoderConfiguration
         let flags: Int
+        var projection: ITQProjection?
         do {
             _ = try reader.bytes(magic.count)
             let version = try reader.int()
-            guard version == 1 || version == Int(formatVersion) else {
+            guard (1...Int(formatVersion)).contains(version) else {
                 throw HashEncoderError.badModelData("DSCH model format version \(version); this build reads versions 1 to \(formatVersion)")
             }
             let bits = try reader.int(), inputSize = try reader.int()
@@ -150,6 +175,17 @@ public struct DSCHEncoder: HashEncoder {
             configuration = EncoderConfiguration(
                 bits: bits, widths: widths, hiddenWidth: hiddenWidth, inputChannels: 3, inputSize: inputSize,
                 codeBatchNorm: flags & Flags.codeBatchNorm != 0, headGrid: max(1, (flags >> Flags.headGridShift) & Flags.headGridMask))
+            if version >= 3 && flags & Flags.projected != 0 {
+                let codeBits = try reader.int()
+                // Checked before reading, so that a hostile header cannot ask for more floats than follow.
+                guard codeBits >= 1, codeBits <= bits, bits <= reader.remaining / 4 / (codeBits + 1) else {
+                    throw HashEncoderError.badModelData(
+                        "DSCH projection of \(bits) outputs to \(codeBits) bits does not fit the \(reader.remaining) bytes that follow")
+                }
+                let mean = try reader.floats(bits)
+                projection = ITQProjection(
+                    dimension: bits, bits: codeBits, mean: mean, projection: try reader.floats(bits * codeBits), quantizationLossHistory: [])
+            }
         } catch let error as ModelFileError {
             throw HashEncoderError.badModelData("DSCH header: \(error)")
         }
@@ -165,7 +201,8 @@ public struct DSCHEncoder: HashEncoder {
         do {
             let network = try Sequential.dschEncoder(configuration, seed: 0)
             try network.load(from: Array(reader.rest()))
-            return try DSCHEncoder(network: network, configuration: configuration, averagesMirrorImages: flags & Flags.mirrorAveraging != 0)
+            return try DSCHEncoder(
+                network: network, configuration: configuration, averagesMirrorImages: flags & Flags.mirrorAveraging != 0, projection: projection)
         } catch let error as NeuralNetError {
             throw HashEncoderError.badModelData("DSCH network: \(error)")
         }

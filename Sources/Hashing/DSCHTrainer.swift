@@ -78,9 +78,12 @@ public final class DSCHTrainer {
     /// throw to cancel: rethrow its error).
     public func train(thumbnails: [[UInt8]], progress: (DSCHEpochReport) throws -> Void) throws -> DSCHEncoder {
         try self.settings.validate()
-        let settings = self.settings.scaled(toImages: thumbnails.count)
+        var settings = self.settings.scaled(toImages: thumbnails.count)
+        // Fitting the projection needs more images than bits; a smaller collection trains its codes directly.
+        if settings.projectsOutputs && thumbnails.count <= settings.bits { settings.outputWidth = 0 }
         trainedSettings = settings
-        let size = inputSize, bits = settings.bits
+        // Every loss and the E-step work on the network's outputs; the code's bits come from them at the end.
+        let size = inputSize, bits = settings.networkOutputWidth
         for (index, thumbnail) in thumbnails.enumerated() where thumbnail.count != size * size * 3 {
             throw DSCHTrainingError.badThumbnail(index: index, bytes: thumbnail.count, expected: size * size * 3)
         }
@@ -146,7 +149,13 @@ public final class DSCHTrainer {
             try progress(report)
         }
         network.mode = .inference
-        return try DSCHEncoder(network: network, configuration: configuration, averagesMirrorImages: settings.mirrorAveragedCodes)
+        let projection = settings.projectsOutputs
+            ? try ITQProjection.train(
+                features: DSCHEncoder.forward(network, thumbnails: thumbnails, size: size, averagingMirrorImages: settings.mirrorAveragedCodes),
+                count: count, dimension: bits, bits: settings.bits)
+            : nil
+        return try DSCHEncoder(
+            network: network, configuration: configuration, averagesMirrorImages: settings.mirrorAveragedCodes, projection: projection)
     }
 
     /// The E-step: codes of every training image without augmentation, then the fine and coarse components.
@@ -156,7 +165,7 @@ public final class DSCHTrainer {
         let codes = try DSCHEncoder.forward(network, thumbnails: thumbnails, size: inputSize)
         network.mode = mode
         return try SemanticComponents.find(
-            codes: codes, images: thumbnails.count, bits: trainedSettings.bits, fineCount: trainedSettings.fineComponents,
+            codes: codes, images: thumbnails.count, bits: trainedSettings.networkOutputWidth, fineCount: trainedSettings.fineComponents,
             coarseCount: trainedSettings.coarseComponents, seed: trainedSettings.seed &+ UInt64(epoch),
             topPosteriors: trainedSettings.topPosteriors > 0 ? trainedSettings.topPosteriors : nil,
             maxIterations: trainedSettings.mixtureIterations)

@@ -198,9 +198,70 @@ final class DSCHEncoderTests: XCTestCase {
     private let flagsOffset = 4 + 7 * 4
 
     func testSaveLoadRoundTripGivesIdenticalCodes() throws {
-        try checkSaveLoadRoundTrip(codeBatchNorm: false, headGrid: 1, mirrorAveraged: false)
-        try checkSaveLoadRoundTrip(codeBatchNorm: true, headGrid: 1, mirrorAveraged: true)
-        try checkSaveLoadRoundTrip(codeBatchNorm: true, headGrid: 2, mirrorAveraged: false)
+        try checkSaveLoadRoundTrip(codeBatchNorm: false, headGrid: 1, mirrorAveraged: false, outputWidth: 0)
+        try checkSaveLoadRoundTrip(codeBatchNorm: true, headGrid: 1, mirrorAveraged: true, outputWidth: 0)
+        try checkSaveLoadRoundTrip(codeBatchNorm: true, headGrid: 2, mirrorAveraged: false, outputWidth: 0)
+        try checkSaveLoadRoundTrip(codeBatchNorm: true, headGrid: 2, mirrorAveraged: true, outputWidth: 24)
+    }
+
+    /// A projected encoder's codes are its projection applied to the network's outputs: the same file
+    /// without the projection block encodes the outputs, and projecting them gives the codes.
+    func testProjectedCodesAreTheProjectionOfTheNetworksOutputs() throws {
+        var settings = smallSettings(epochs: 2)
+        settings.outputWidth = 32
+        let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(64)) { _ in }
+        let projection = try XCTUnwrap(encoder.projection)
+        XCTAssertEqual(encoder.bits, 16)
+        XCTAssertEqual(encoder.configuration.bits, 32)
+        XCTAssertEqual(projection.dimension, 32)
+        let bytes = try encoder.serialized()
+        XCTAssertEqual(bytes[flagsOffset] & 4, 4, "the projected flag")
+        let blockBytes = 4 + 4 * 32 * (1 + 16)
+        XCTAssertEqual(bytes[4], 3, "format version 3")
+        var unprojectedBytes = Array(bytes[0..<(flagsOffset + 4)]) + Array(bytes[(flagsOffset + 4 + blockBytes)...])
+        unprojectedBytes[flagsOffset] &= ~4
+        let unprojected = try DSCHEncoder.load(unprojectedBytes)
+        XCTAssertNil(unprojected.projection)
+        XCTAssertEqual(unprojected.bits, 32)
+        let probe = randomThumbnails(25, seed: 17)
+        let outputs = unprojected.encode(thumbnails: probe)
+        let expected = projection.apply(features: outputs.flatMap { $0 }, count: probe.count)
+        XCTAssertEqual(encoder.encode(thumbnails: probe).flatMap { $0 }, expected)
+        // The codes are not simply the first 16 outputs' signs: the projection mixes them.
+        XCTAssertNotEqual(encoder.encode(thumbnails: probe).map { $0.map { $0 > 0 } }, outputs.map { $0.prefix(16).map { $0 > 0 } })
+    }
+
+    /// `outputWidth` 0 trains the code itself; a width below `bits` is raised to `bits` (a rotation).
+    func testOutputWidthDecidesTheNetworkAndTheProjection() throws {
+        func train(outputWidth: Int) throws -> DSCHEncoder {
+            var settings = smallSettings(epochs: 1)
+            settings.outputWidth = outputWidth
+            return try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
+        }
+        let unprojected = try train(outputWidth: 0)
+        XCTAssertNil(unprojected.projection)
+        XCTAssertEqual(unprojected.configuration.bits, 16)
+        let rotated = try train(outputWidth: 8)
+        XCTAssertEqual(rotated.configuration.bits, 16)
+        XCTAssertEqual(rotated.projection?.dimension, 16)
+        XCTAssertEqual(rotated.bits, 16)
+        for bad in [-1, 1025] {
+            var settings = DSCHSettings()
+            settings.outputWidth = bad
+            XCTAssertThrowsError(try settings.validate())
+        }
+    }
+
+    /// A projection needs more training images than bits: with fewer, the codes are trained directly,
+    /// and the settings the trainer reports say so.
+    func testCollectionsOfAtMostBitsImagesTrainWithoutAProjection() throws {
+        for (images, projected) in [(16, false), (17, true)] {
+            let trainer = DSCHTrainer(settings: smallSettings(epochs: 1), inputSize: 16)
+            let encoder = try trainer.train(thumbnails: randomThumbnails(images)) { _ in }
+            XCTAssertEqual(encoder.bits, 16)
+            XCTAssertEqual(encoder.projection != nil, projected, "\(images) images")
+            XCTAssertEqual(trainer.trainedSettings.outputWidth, projected ? 128 : 0)
+        }
     }
 
     /// Mirror-averaged codes are the same for an image and its mirror image; the plain codes of the same
@@ -208,6 +269,7 @@ final class DSCHEncoderTests: XCTestCase {
     func testMirrorAveragedCodesIgnoreLeftAndRight() throws {
         var settings = smallSettings(epochs: 1)
         settings.mirrorAveragedCodes = false
+        settings.outputWidth = 0  // the network's own outputs, so that their mean is exact
         let plain = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
         XCTAssertFalse(plain.averagesMirrorImages)
         var bytes = try plain.serialized()
@@ -238,6 +300,7 @@ final class DSCHEncoderTests: XCTestCase {
         settings.codeBatchNorm = false  // version 1 had no way to record any of these
         settings.headGrid = 1
         settings.mirrorAveragedCodes = false
+        settings.outputWidth = 0
         let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
         let bytes = try encoder.serialized()
         let versionOne = Array(bytes[0..<4]) + [1, 0, 0, 0] + Array(bytes[8..<flagsOffset]) + Array(bytes[(flagsOffset + 4)...])
@@ -251,6 +314,7 @@ final class DSCHEncoderTests: XCTestCase {
     func testFormatTwoFilesWithoutAHeadGridLoadWithGlobalPooling() throws {
         var settings = smallSettings(epochs: 1)
         settings.headGrid = 1
+        settings.outputWidth = 0  // format 2 had no projection
         let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(40)) { _ in }
         var bytes = try encoder.serialized()
         XCTAssertEqual(bytes[flagsOffset + 1], 1, "the head grid sits in the flags word's second byte")
@@ -261,11 +325,12 @@ final class DSCHEncoderTests: XCTestCase {
         XCTAssertEqual(loaded.encode(thumbnails: probe), encoder.encode(thumbnails: probe))
     }
 
-    private func checkSaveLoadRoundTrip(codeBatchNorm: Bool, headGrid: Int, mirrorAveraged: Bool) throws {
+    private func checkSaveLoadRoundTrip(codeBatchNorm: Bool, headGrid: Int, mirrorAveraged: Bool, outputWidth: Int) throws {
         var settings = smallSettings(epochs: 1)
         settings.codeBatchNorm = codeBatchNorm
         settings.headGrid = headGrid
         settings.mirrorAveragedCodes = mirrorAveraged
+        settings.outputWidth = outputWidth
         let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(64)) { _ in }
         XCTAssertEqual(encoder.configuration.codeBatchNorm, codeBatchNorm)
         XCTAssertEqual(encoder.configuration.headGrid, headGrid)
@@ -277,13 +342,15 @@ final class DSCHEncoderTests: XCTestCase {
         XCTAssertEqual(loaded.inputSize, 16)
         XCTAssertEqual(loaded.configuration, encoder.configuration)
         XCTAssertEqual(loaded.averagesMirrorImages, mirrorAveraged)
+        XCTAssertEqual(loaded.projection?.projection, encoder.projection?.projection)
+        XCTAssertEqual(loaded.projection?.mean, encoder.projection?.mean)
         let probe = randomThumbnails(300, seed: 11)
         let codes = encoder.encode(thumbnails: probe)
         XCTAssertEqual(codes.count, 300)
         XCTAssertEqual(loaded.encode(thumbnails: probe), codes)
         XCTAssertEqual(try loaded.serialized(), bytes)
-        // Outputs are tanh values, and encoding is per image: a batch of one agrees with the big batch.
-        XCTAssertTrue(codes.allSatisfy { $0.count == 16 && $0.allSatisfy { abs($0) <= 1 } })
+        // Unprojected outputs are tanh values, and encoding is per image: a batch of one agrees with the big batch.
+        XCTAssertTrue(codes.allSatisfy { $0.count == 16 && (outputWidth > 0 || $0.allSatisfy { abs($0) <= 1 }) })
         XCTAssertEqual(encoder.encode(thumbnails: [probe[5]])[0].map { $0 > 0 }, codes[5].map { $0 > 0 })
     }
 
@@ -292,6 +359,15 @@ final class DSCHEncoderTests: XCTestCase {
         var bytes = try encoder.serialized()
         XCTAssertThrowsError(try DSCHEncoder.load(Array("ITQ1".utf8) + bytes.dropFirst(4)))
         XCTAssertThrowsError(try DSCHEncoder.load(Array(bytes.dropLast(10))))
+        // A projection block whose code bits are 0, more than the outputs, or more than the file holds.
+        XCTAssertNotNil(encoder.projection)
+        let codeBitsOffset = flagsOffset + 4
+        for codeBits: UInt32 in [0, 129, 1 << 30] {
+            var damaged = bytes
+            withUnsafeBytes(of: codeBits.littleEndian) { damaged.replaceSubrange(codeBitsOffset..<(codeBitsOffset + 4), with: $0) }
+            XCTAssertThrowsError(try DSCHEncoder.load(damaged)) { error in XCTAssertTrue(error is HashEncoderError, "\(error)") }
+        }
+        XCTAssertThrowsError(try DSCHEncoder.load(Array(bytes.prefix(codeBitsOffset + 100))))
         bytes[bytes.count / 2] ^= 0xff
         XCTAssertThrowsError(try DSCHEncoder.load(bytes)) { error in
             XCTAssertTrue(error is HashEncoderError, "\(error)")

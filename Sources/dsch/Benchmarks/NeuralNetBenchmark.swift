@@ -1,4 +1,5 @@
 import Foundation
+import Hashing
 import NeuralNet
 
 /// The encoders `dsch bench nn` can time; `bench/pytorch_nn.py` builds the same ones.
@@ -23,7 +24,8 @@ enum BenchmarkArchitecture: String, CaseIterable {
 /// beside PyTorch running the same architecture, batch and thread count in the same run.
 ///
 /// Options: `--architecture dsch|global-pool` (default dsch, the trained default), `--runs N` (timed repetitions, median reported; default 5), `--threads N` (default 2),
-/// `--batch N` (images per view; a step sees two views; default 128), `--bits N` (default 64),
+/// `--batch N` (images per view; a step sees two views; default 128), `--bits N` (the network's output
+/// width; default that of DSCH's default settings, 128, which the codes are projected from),
 /// `--single N` (images per single-image run; default 100), `--pytorch-script PATH`
 /// (default `bench/pytorch_nn.py`), `--no-pytorch`.
 func runNeuralNetBenchmark(arguments: [String]) throws {
@@ -50,7 +52,7 @@ func runNeuralNetBenchmark(arguments: [String]) throws {
         return value
     }
     let runs = try integer("--runs", 5), threads = try integer("--threads", 2)
-    let batch = try integer("--batch", 128), bits = try integer("--bits", 64), single = try integer("--single", 100)
+    let batch = try integer("--batch", 128), bits = try integer("--bits", DSCHSettings().networkOutputWidth), single = try integer("--single", 100)
     let script = options["--pytorch-script"] ?? "bench/pytorch_nn.py"
     let architectureName = options["--architecture"] ?? BenchmarkArchitecture.dsch.rawValue
     guard let architecture = BenchmarkArchitecture(rawValue: architectureName) else {
