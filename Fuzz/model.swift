@@ -34,6 +34,19 @@ private func isLegitimatelyHugeLSH(_ bytes: [UInt8]) -> Bool {
     return !overflow && weights > 1 << 25 && weights <= LSHEncoder.maxProjectionWeights
 }
 
+/// Where the network file starts in a DSCH model: after the header (no flags word in version 1) and,
+/// in version 3 with the projected flag, after the projection block (code bits, mean, matrix).
+private func dschNetworkStart(_ bytes: [UInt8]) -> Int {
+    func word(_ offset: Int) -> Int {
+        guard bytes.count >= offset + 4 else { return 0 }
+        return (0..<4).reduce(0) { $0 | Int(bytes[offset + $1]) << (8 * $1) }
+    }
+    let version = word(4)
+    guard version >= 3, word(32) & 4 != 0 else { return version == 1 ? 32 : 36 }
+    let (floats, overflow) = word(8).multipliedReportingOverflow(by: word(36) + 1)
+    return overflow || floats > bytes.count ? bytes.count : 40 + 4 * floats
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzModel(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     guard let data, size > 0 else { return 0 }
@@ -46,8 +59,7 @@ public func fuzzModel(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case 1:
         _ = try? ITQEncoder.load(bytes)
     case 2, 3:
-        let version = bytes.count >= 8 ? bytes[4] : 0
-        let file = mode == 3 ? fixingCRC(bytes, from: version == 1 ? 32 : 36) : bytes
+        let file = mode == 3 ? fixingCRC(bytes, from: dschNetworkStart(bytes)) : bytes
         _ = try? DSCHEncoder.load(file)
     default:
         let file = mode == 5 ? fixingCRC(bytes, from: 0) : bytes

@@ -28,6 +28,17 @@ for (name, configuration, mirror) in [
     try write([2] + file, "model", name)
     try write([3] + file, "model", name + "-crc-fixed")
 }
+do {
+    // Format 3: eight network outputs projected to four bits.
+    let configuration = EncoderConfiguration(bits: 8, widths: [2, 2, 2], hiddenWidth: 4, inputSize: 8, codeBatchNorm: true, headGrid: 2)
+    let outputs = (0..<(20 * 8)).map { _ in Float.random(in: -1...1, using: &generator) }
+    let projection = try ITQProjection.train(features: outputs, count: 20, dimension: 8, bits: 4, iterations: 3)
+    let encoder = try DSCHEncoder(
+        network: try Sequential.dschEncoder(configuration, seed: 3), configuration: configuration, averagesMirrorImages: true, projection: projection)
+    let file = try encoder.serialized()
+    try write([2] + file, "model", "dsch-v3-projected")
+    try write([3] + file, "model", "dsch-v3-projected-crc-fixed")
+}
 let network = try Sequential.dschEncoder(
     EncoderConfiguration(bits: 8, widths: [2, 2, 2], hiddenWidth: 4, inputSize: 8, codeBatchNorm: true, headGrid: 2), seed: 5)
 try write([4] + network.serialized(), "model", "network")
