@@ -67,10 +67,27 @@ public struct DSCHEncoder: HashEncoder {
             throw HashEncoderError.badModelData(
                 "a projection of \(projection.dimension) values to \(projection.bits) bits does not fit a network of \(configuration.bits) outputs")
         }
-        self.configuration = configuration
+        self.init(
+            pool: try NetworkPool(configuration: configuration, weights: network.serialized()), averagesMirrorImages: averagesMirrorImages,
+            projection: projection)
+    }
+
+    private init(pool: NetworkPool, averagesMirrorImages: Bool, projection: ITQProjection?) {
+        configuration = pool.configuration
         self.averagesMirrorImages = averagesMirrorImages
         self.projection = projection
-        pool = try NetworkPool(configuration: configuration, weights: network.serialized())
+        self.pool = pool
+    }
+
+    /// The same network with its outputs projected to `bits` by iterative quantisation fitted on the
+    /// outputs for `thumbnails` (the training images), replacing any projection it had.
+    public func projected(toBits bits: Int, fittedOn thumbnails: [[UInt8]]) throws -> DSCHEncoder {
+        let size = inputSize
+        let outputs = try pool.withNetwork { network in
+            try DSCHEncoder.forward(network, thumbnails: thumbnails, size: size, averagingMirrorImages: averagesMirrorImages)
+        }
+        let projection = try ITQProjection.train(features: outputs, count: thumbnails.count, dimension: configuration.bits, bits: bits)
+        return DSCHEncoder(pool: pool, averagesMirrorImages: averagesMirrorImages, projection: projection)
     }
 
     /// The tanh outputs of the network in inference mode (averaged with the mirror image's when

@@ -71,9 +71,10 @@ public struct DSCHSettings: Codable, Equatable, Sendable {
     /// Width of the network's output. The codes are these outputs projected to `bits` by iterative
     /// quantisation fitted on the training images' outputs (ITQ: the principal directions, rotated to
     /// where the binary corners fit best); a wider output trains a richer representation for that
-    /// projection to keep the best of (Fashion-MNIST, 64 bits, one seed: the network's own signs 0.753,
-    /// rotated 0.766, projected from 128 outputs 0.777). Below `bits` it means `bits`. 0: no projection,
-    /// the signs of a `bits`-wide output are the code, as the authors train it.
+    /// projection to keep the best of (Fashion-MNIST, 64 bits, seed 24301, one thread: the network's own
+    /// signs 0.753, the same network's outputs rotated 0.766, projected from 128 outputs 0.777). Below
+    /// `bits` it means `bits`. 0: no projection, the signs of a `bits`-wide output are the code, as the
+    /// authors train it.
     public var outputWidth: Int = 128
     /// Channels of the encoder's three convolution stages.
     public var widths: [Int] = DSCHSettings.architecture.widths

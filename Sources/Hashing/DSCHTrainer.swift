@@ -149,13 +149,8 @@ public final class DSCHTrainer {
             try progress(report)
         }
         network.mode = .inference
-        let projection = settings.projectsOutputs
-            ? try ITQProjection.train(
-                features: DSCHEncoder.forward(network, thumbnails: thumbnails, size: size, averagingMirrorImages: settings.mirrorAveragedCodes),
-                count: count, dimension: bits, bits: settings.bits)
-            : nil
-        return try DSCHEncoder(
-            network: network, configuration: configuration, averagesMirrorImages: settings.mirrorAveragedCodes, projection: projection)
+        let encoder = try DSCHEncoder(network: network, configuration: configuration, averagesMirrorImages: settings.mirrorAveragedCodes)
+        return settings.projectsOutputs ? try encoder.projected(toBits: settings.bits, fittedOn: thumbnails) : encoder
     }
 
     /// The E-step: codes of every training image without augmentation, then the fine and coarse components.

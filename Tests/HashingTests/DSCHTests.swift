@@ -209,7 +209,8 @@ final class DSCHEncoderTests: XCTestCase {
     func testProjectedCodesAreTheProjectionOfTheNetworksOutputs() throws {
         var settings = smallSettings(epochs: 2)
         settings.outputWidth = 32
-        let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: randomThumbnails(64)) { _ in }
+        let training = randomThumbnails(64)
+        let encoder = try DSCHTrainer(settings: settings, inputSize: 16).train(thumbnails: training) { _ in }
         let projection = try XCTUnwrap(encoder.projection)
         XCTAssertEqual(encoder.bits, 16)
         XCTAssertEqual(encoder.configuration.bits, 32)
@@ -229,6 +230,13 @@ final class DSCHEncoderTests: XCTestCase {
         XCTAssertEqual(encoder.encode(thumbnails: probe).flatMap { $0 }, expected)
         // The codes are not simply the first 16 outputs' signs: the projection mixes them.
         XCTAssertNotEqual(encoder.encode(thumbnails: probe).map { $0.map { $0 > 0 } }, outputs.map { $0.prefix(16).map { $0 > 0 } })
+        // Projecting the same network again, to the same or another length, refits on the training images' outputs.
+        XCTAssertEqual(try encoder.projected(toBits: 16, fittedOn: training).encode(thumbnails: probe), encoder.encode(thumbnails: probe))
+        let eight = try unprojected.projected(toBits: 8, fittedOn: training)
+        XCTAssertEqual(eight.bits, 8)
+        XCTAssertEqual(eight.configuration, encoder.configuration)
+        let eightProjection = try XCTUnwrap(eight.projection)
+        XCTAssertEqual(eight.encode(thumbnails: probe).flatMap { $0 }, eightProjection.apply(features: outputs.flatMap { $0 }, count: probe.count))
     }
 
     /// `outputWidth` 0 trains the code itself; a width below `bits` is raised to `bits` (a rotation).
