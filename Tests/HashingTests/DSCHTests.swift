@@ -367,7 +367,7 @@ final class DSCHEncoderTests: XCTestCase {
         var bytes = try encoder.serialized()
         XCTAssertThrowsError(try DSCHEncoder.load(Array("ITQ1".utf8) + bytes.dropFirst(4)))
         XCTAssertThrowsError(try DSCHEncoder.load(Array(bytes.dropLast(10))))
-        // A projection block whose code bits are 0, more than the outputs, or more than the file holds.
+        // A projection block whose code bits are 0 or more than the network's outputs, and a file cut inside the block.
         XCTAssertNotNil(encoder.projection)
         let codeBitsOffset = flagsOffset + 4
         for codeBits: UInt32 in [0, 129, 1 << 30] {
