@@ -37,13 +37,11 @@ private func isLegitimatelyHugeLSH(_ bytes: [UInt8]) -> Bool {
 /// Where the network file starts in a DSCH model: after the header (no flags word in version 1) and,
 /// in version 3 with the projected flag, after the projection block (code bits, mean, matrix).
 private func dschNetworkStart(_ bytes: [UInt8]) -> Int {
-    func word(_ offset: Int) -> Int {
-        guard bytes.count >= offset + 4 else { return 0 }
-        return (0..<4).reduce(0) { $0 | Int(bytes[offset + $1]) << (8 * $1) }
-    }
-    let version = word(4)
-    guard version >= 3, word(32) & 4 != 0 else { return version == 1 ? 32 : 36 }
-    let (floats, overflow) = word(8).multipliedReportingOverflow(by: word(36) + 1)
+    var reader = ModelFileReader(bytes)
+    guard (try? reader.bytes(4)) != nil, let version = try? reader.int() else { return bytes.count }
+    guard version >= 3, let outputs = try? reader.int(), (try? reader.bytes(5 * 4)) != nil,
+          let flags = try? reader.int(), flags & 4 != 0, let codeBits = try? reader.int() else { return version == 1 ? 32 : 36 }
+    let (floats, overflow) = outputs.multipliedReportingOverflow(by: codeBits + 1)
     return overflow || floats > bytes.count ? bytes.count : 40 + 4 * floats
 }
 

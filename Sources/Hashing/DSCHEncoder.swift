@@ -135,7 +135,7 @@ public struct DSCHEncoder: HashEncoder {
     private static let magic: [UInt8] = Array("DSCH".utf8)
     /// Version 1 had no flags word; it is still read (as an encoder without the code batch norm). Version
     /// 2 has no projection, and is still written for an encoder without one, so that earlier builds read it.
-    private static let formatVersion: UInt32 = 3
+    private static let formatVersion = 3
     private static let unprojectedFormatVersion = 2
 
     /// The bits of the header's flags word.
@@ -158,7 +158,7 @@ public struct DSCHEncoder: HashEncoder {
         var file = ModelFileWriter(DSCHEncoder.magic)
         let flags = (configuration.codeBatchNorm ? Flags.codeBatchNorm : 0) | (averagesMirrorImages ? Flags.mirrorAveraging : 0)
             | (projection != nil ? Flags.projected : 0) | min(configuration.headGrid, Flags.headGridMask) << Flags.headGridShift
-        let version = projection == nil ? DSCHEncoder.unprojectedFormatVersion : Int(DSCHEncoder.formatVersion)
+        let version = projection == nil ? DSCHEncoder.unprojectedFormatVersion : DSCHEncoder.formatVersion
         let header = [version, configuration.bits, inputSize] + configuration.widths + [configuration.hiddenWidth, flags]
         for value in header { file.append(value) }
         if let projection {
@@ -182,7 +182,7 @@ public struct DSCHEncoder: HashEncoder {
         do {
             _ = try reader.bytes(magic.count)
             let version = try reader.int()
-            guard (1...Int(formatVersion)).contains(version) else {
+            guard (1...formatVersion).contains(version) else {
                 throw HashEncoderError.badModelData("DSCH model format version \(version); this build reads versions 1 to \(formatVersion)")
             }
             let bits = try reader.int(), inputSize = try reader.int()
